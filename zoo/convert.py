@@ -1,0 +1,64 @@
+"""Load checkpoints of the original research code into jellyzoo models.
+
+Each family registers one converter per model name with `register_converter`; a converter maps the
+original repository's state-dict keys (and tensor layouts) onto ours. `from_reference` builds the model,
+converts the state dict and loads it strictly, so a missing or unexpected key is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.registry import build, resolve_config
+
+__all__ = ["convert_state_dict", "from_reference", "register_converter"]
+
+StateDict = Mapping[str, torch.Tensor]
+Converter = Callable[[StateDict, dict[str, Any]], dict[str, torch.Tensor]]
+
+_CONVERTERS: dict[str, Converter] = {}
+
+
+def register_converter(*names: str) -> Callable[[Converter], Converter]:
+    """Decorator registering `converter(state_dict, config) -> our_state_dict` for the given model names."""
+
+    def decorator(converter: Converter) -> Converter:
+        for name in names:
+            if name in _CONVERTERS:
+                raise ValueError(f"a converter for {name!r} is already registered")
+            _CONVERTERS[name] = converter
+        return converter
+
+    return decorator
+
+
+def convert_state_dict(name: str, state_dict: StateDict, **overrides: Any) -> dict[str, torch.Tensor]:
+    """Map an original checkpoint's `state_dict` to the keys of `zoo.build(name, **overrides)`.
+
+    Floating tensors are cast to float32 (the reference fixtures store float16).
+    """
+    config = resolve_config(name, **overrides)
+    if name not in _CONVERTERS:
+        raise KeyError(
+            f"no converter from the original code for {name!r}; models with one: {', '.join(sorted(_CONVERTERS))}"
+        )
+    upcast = {key: (value.float() if value.is_floating_point() else value) for key, value in state_dict.items()}
+    return _CONVERTERS[name](upcast, config)
+
+
+def from_reference(name: str, state_dict: StateDict, **overrides: Any) -> nn.Module:
+    """Build `name` with `overrides` and load a checkpoint saved by the original repository into it."""
+    converted = convert_state_dict(name, state_dict, **overrides)
+    model = build(name, **overrides)
+    missing, unexpected = model.load_state_dict(converted, strict=False)
+    if missing or unexpected:
+        raise KeyError(
+            f"{name}: checkpoint does not match the model; missing keys: {sorted(missing)[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}; unexpected keys: {sorted(unexpected)[:10]}"
+            f"{' ...' if len(unexpected) > 10 else ''}"
+        )
+    return model
