@@ -154,8 +154,9 @@ def _entry(name: str) -> ModelEntry:
 
 
 def _load_families() -> None:
-    """Import the model families so that their builders register themselves."""
-    import zoo.models  # noqa: F401  (import for its registration side effect)
+    """Import the model families and their converters so that they register themselves."""
+    import zoo.converters  # noqa: F401  (imported for its registration side effect)
+    import zoo.models  # noqa: F401
 
 
 def list_models(pattern: str | None = None) -> list[str]:

@@ -1,0 +1,4 @@
+"""Converters from the original repositories' checkpoints, one module per family.
+
+Each module registers its converters with `zoo.convert.register_converter` and adds one import line here.
+"""
