@@ -1,0 +1,4 @@
+"""Family recipes. Importing this package registers every family's recipes, datasets, losses and metrics.
+
+Each family keeps them in ``zoo/train/recipes/<family>.py`` and adds one import line here.
+"""
