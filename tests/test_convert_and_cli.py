@@ -1,0 +1,97 @@
+"""Converter registry, firing-rate recorder and the `python -m zoo` look-ups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo import convert, registry
+from zoo.__main__ import main, models_table
+from zoo.layers.firing import FiringRate, firing_rates
+
+SPEC = zoo.TensorSpec(shape=("B", 2), axes={"B": "batch"})
+
+
+class TwoLayer(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.first = nn.Linear(2, width)
+        self.second = nn.Linear(width, 2)
+
+
+@pytest.fixture
+def registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(convert, "_CONVERTERS", dict(convert._CONVERTERS))
+
+    @zoo.register_model("test-two-layer", family="test", paper="p", citation="c", inputs=SPEC, outputs=SPEC)
+    def two_layer(width: int = 3) -> nn.Module:
+        return TwoLayer(width)
+
+    @convert.register_converter("test-two-layer")
+    def rename(state_dict, config):
+        assert config == {"width": state_dict["fc1.weight"].shape[0]}
+        return {key.replace("fc1", "first").replace("fc2", "second"): value for key, value in state_dict.items()}
+
+
+def original_checkpoint(width: int) -> dict[str, torch.Tensor]:
+    return {
+        "fc1.weight": torch.randn(width, 2).half(),
+        "fc1.bias": torch.randn(width).half(),
+        "fc2.weight": torch.randn(2, width).half(),
+        "fc2.bias": torch.randn(2).half(),
+    }
+
+
+def test_from_reference_renames_upcasts_and_loads(registered: None) -> None:
+    checkpoint = original_checkpoint(4)
+    model = convert.from_reference("test-two-layer", checkpoint, width=4)
+    assert model.first.weight.dtype == torch.float32
+    assert torch.equal(model.second.bias, checkpoint["fc2.bias"].float())
+
+
+def test_from_reference_rejects_a_checkpoint_of_another_shape_or_layout(registered: None) -> None:
+    checkpoint = original_checkpoint(3)
+    checkpoint["fc3.weight"] = torch.zeros(1)
+    with pytest.raises(KeyError, match=r"unexpected keys: \['fc3.weight'\]"):
+        convert.from_reference("test-two-layer", checkpoint)
+    checkpoint = original_checkpoint(3)
+    del checkpoint["fc2.bias"]
+    with pytest.raises(KeyError, match=r"missing keys: \['second.bias'\]"):
+        convert.from_reference("test-two-layer", checkpoint)
+
+
+def test_from_reference_errors_for_unknown_models_and_missing_converters(registered: None) -> None:
+    with pytest.raises(KeyError, match="closest: test-two-layer"):
+        convert.from_reference("test-two-layr", {})
+
+    @zoo.register_model("test-no-converter", family="test", paper="p", citation="c", inputs=SPEC, outputs=SPEC)
+    def no_converter(width: int = 3) -> nn.Module:
+        return TwoLayer(width)
+
+    with pytest.raises(KeyError, match="no converter from the original code for 'test-no-converter'"):
+        convert.from_reference("test-no-converter", {})
+
+
+def test_firing_rates_are_device_tensors_collected_by_name() -> None:
+    model = nn.Sequential(nn.Identity(), FiringRate(), nn.Sequential(FiringRate()))
+    assert firing_rates(model) == {}
+    spikes = torch.tensor([[1.0, 0.0, -1.0, 0.0]], requires_grad=True)
+    model(spikes)
+    rates = firing_rates(model)
+    assert set(rates) == {"1", "2.0"}
+    assert rates["1"].dim() == 0 and rates["1"].item() == 0.5 and not rates["1"].requires_grad
+    assert firing_rates(model, detach=False)["1"].requires_grad
+
+
+def test_cli_lists_and_describes_models(registered: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "| `test-two-layer` | test | 17 | `(B, 2)` |" in models_table("test-*")
+    assert main(["info", "test-two-layer"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["num_params"] == 2 * 3 + 3 + 3 * 2 + 2 and described["default_config"] == {"width": 3}
+    assert main(["info", "test-two-layr"]) == 2
+    assert "closest: test-two-layer" in capsys.readouterr().err
