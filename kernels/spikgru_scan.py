@@ -21,6 +21,7 @@ from functools import partial
 import torch
 
 from zoo.kernels.backend import Backend, resolve_backend
+from zoo.kernels.cupy_runtime import kernel_name, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["spikgru_scan", "spikgru_scan_reference"]
@@ -28,7 +29,9 @@ __all__ = ["spikgru_scan", "spikgru_scan_reference"]
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def check_spikgru_inputs(proj: torch.Tensor, U: torch.Tensor, alpha: torch.Tensor, b_ui: torch.Tensor, gates: int) -> None:
+def check_spikgru_inputs(
+    proj: torch.Tensor, U: torch.Tensor, alpha: torch.Tensor, b_ui: torch.Tensor, gates: int
+) -> None:
     """Raise a ValueError/TypeError naming the problem unless the inputs meet the `spikgru_scan` contract."""
     if gates not in (1, 2):
         raise ValueError(f"spikgru_scan: gates must be 1 or 2, got {gates!r}")
@@ -44,7 +47,9 @@ def check_spikgru_inputs(proj: torch.Tensor, U: torch.Tensor, alpha: torch.Tenso
             f"for gates={gates} and H={hidden}, got {tuple(proj.shape)}"
         )
     if tuple(U.shape) != (blocks * hidden, hidden):
-        raise ValueError(f"spikgru_scan: U must be [{blocks}H, H] = [{blocks * hidden}, {hidden}], got {tuple(U.shape)}")
+        raise ValueError(
+            f"spikgru_scan: U must be [{blocks}H, H] = [{blocks * hidden}, {hidden}], got {tuple(U.shape)}"
+        )
     if tuple(b_ui.shape) != (hidden,):
         raise ValueError(f"spikgru_scan: b_ui must be [H] = [{hidden}], got {tuple(b_ui.shape)}")
     for name, tensor in (("U", U), ("alpha", alpha), ("b_ui", b_ui)):
@@ -104,6 +109,134 @@ def spikgru_scan_reference(
         s = spike_fn(v)
         spikes.append(s)
     return torch.stack(spikes).to(proj.dtype)
+
+
+_SOURCE = "spikgru_scan.cu"
+_THREADS = 256
+
+
+class SpikGRUScanCuPy(torch.autograd.Function):
+    """CuPy SpikGRU recurrence: per step one cuBLAS GEMM (s_{t-1} @ U^T, float32) and one fused elementwise kernel.
+
+    Forward, for t = 0..T-1: rec = s_{t-1} @ U^T into a preallocated [B, (g+1)H] float32 buffer, then
+    `spikgru_forward` computes the gates, i, v and the spike of every (b, h) with the float32 op order of
+    `spikgru_scan_reference`. States i, v, s are float32; proj may be float32/float16/bfloat16 and U, alpha,
+    b_ui are cast to float32 once. With autograd recording, it keeps for backward (all float32 [T, B, H]):
+    v, z, i, and for gates=2 also r and c = rec_i + b_ui, plus the spikes it returns; that is 3 (gates=1)
+    or 5 (gates=2) float32 copies of the output size. Without autograd only two ping-pong [B, H] states exist.
+
+    Backward runs in reverse time: per step `spikgru_backward` (elementwise, carrying dL/dv and dL/di) and one
+    GEMM dRec_t @ U for the gradient reaching s_{t-1}. dU is one GEMM dRec^T S_prev over all T*B rows at the end;
+    d alpha and d b_ui are accumulated per (b, h) by the kernel and summed over B. Temporaries: dRec
+    [T, B, (g+1)H] float32 and S_prev [T, B, H] float32.
+    """
+
+    @classmethod
+    def apply(cls, proj, U, alpha, b_ui, gates, signed, threshold, gamma):
+        # Inside forward grad mode is always off, so the caller's mode decides here whether to keep saves.
+        return super().apply(proj, U, alpha, b_ui, gates, signed, threshold, gamma, torch.is_grad_enabled())
+
+    @staticmethod
+    def forward(ctx, proj, U, alpha, b_ui, gates, signed, threshold, gamma, recording):
+        proj = proj.contiguous()
+        steps, batch, width = proj.shape
+        hidden = alpha.shape[0]
+        weight = U.detach().to(torch.float32).contiguous()
+        leak = alpha.detach().to(torch.float32).contiguous()
+        bias = b_ui.detach().to(torch.float32).contiguous()
+        saving = recording and any(ctx.needs_input_grad[:4])
+        f32 = {"dtype": torch.float32, "device": proj.device}
+
+        rec = torch.empty(batch, width, **f32)
+        s_state = torch.zeros(2, batch, hidden, **f32)
+        slots = steps if saving else 2
+        i_state = torch.empty(slots, batch, hidden, **f32)
+        v_state = torch.empty(slots, batch, hidden, **f32)
+        z_save = torch.empty(steps if saving else 1, batch, hidden, **f32)
+        r_save = torch.empty(steps if saving and gates == 2 else 1, batch, hidden, **f32)
+        c_save = torch.empty_like(r_save)
+        spikes = torch.empty(steps, batch, hidden, dtype=proj.dtype, device=proj.device)
+
+        function = kernel_name("spikgru_forward", proj.dtype)
+        grid = (_block_count(batch * hidden, _THREADS),)
+        weight_t = weight.t()
+        for t in range(steps):
+            now, before = t % slots, (t - 1) % slots
+            s_prev, s_out = s_state[(t + 1) % 2], s_state[t % 2]
+            torch.mm(s_prev, weight_t, out=rec)
+            gate_slot = t if saving else 0
+            launch(
+                _SOURCE,
+                function,
+                proj.device,
+                grid,
+                (_THREADS,),
+                (
+                    proj[t], rec, leak, bias, s_prev, i_state[before], v_state[before], s_out, i_state[now],
+                    v_state[now], spikes[t], z_save[gate_slot], r_save[gate_slot if gates == 2 else 0],
+                    c_save[gate_slot if gates == 2 else 0], batch, hidden, gates, int(t > 0), int(signed),
+                    int(saving), threshold,
+                ),
+            )
+        if saving:
+            ctx.save_for_backward(spikes, weight, leak, v_state, z_save, i_state, r_save, c_save)
+            ctx.settings = (gates, signed, threshold, gamma, U.dtype, alpha.dtype, b_ui.dtype)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes):
+        spikes, weight, leak, v_all, z_all, i_all, r_all, c_all = ctx.saved_tensors
+        gates, signed, threshold, gamma, u_dtype, alpha_dtype, bias_dtype = ctx.settings
+        grad_spikes = grad_spikes.contiguous()
+        steps, batch, hidden = spikes.shape
+        width = (gates + 1) * hidden
+        f32 = {"dtype": torch.float32, "device": spikes.device}
+
+        carry = torch.zeros(batch, hidden, **f32)
+        gv = torch.zeros(batch, hidden, **f32)
+        gi = torch.zeros(batch, hidden, **f32)
+        acc_alpha = torch.zeros(batch, hidden, **f32)
+        acc_bias = torch.zeros(batch, hidden, **f32)
+        drec = torch.empty(steps, batch, width, **f32)
+        dproj = torch.empty(steps, batch, width, dtype=grad_spikes.dtype, device=spikes.device)
+        normaliser = 1.0 + 1.0 / (1.0 + 4.0 * gamma * threshold**2)
+
+        function = kernel_name("spikgru_backward", grad_spikes.dtype)
+        grid = (_block_count(batch * hidden, _THREADS),)
+        for t in reversed(range(steps)):
+            next_t, prev_t = min(t + 1, steps - 1), max(t - 1, 0)
+            gate_t = t if gates == 2 else 0
+            launch(
+                _SOURCE,
+                function,
+                spikes.device,
+                grid,
+                (_THREADS,),
+                (
+                    grad_spikes[t], carry, gv, gi, z_all[t], z_all[next_t], v_all[t], v_all[prev_t], i_all[t],
+                    i_all[prev_t], r_all[gate_t], c_all[gate_t], leak, dproj[t], drec[t], acc_alpha, acc_bias,
+                    batch, hidden, gates, int(t < steps - 1), int(t > 0), int(signed), threshold, gamma, normaliser,
+                ),
+            )
+            if t > 0:
+                torch.mm(drec[t], weight, out=carry)
+
+        grad_U = grad_alpha = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            s_prev = torch.zeros(steps, batch, hidden, **f32)
+            s_prev[1:] = spikes[:-1]
+            grad_U = (drec.view(steps * batch, width).t() @ s_prev.view(steps * batch, hidden)).to(u_dtype)
+        if ctx.needs_input_grad[2]:
+            grad_alpha = acc_alpha.sum(0).to(alpha_dtype)
+        if ctx.needs_input_grad[3]:
+            grad_bias = acc_bias.sum(0).to(bias_dtype)
+        grad_proj = dproj if ctx.needs_input_grad[0] else None
+        return grad_proj, grad_U, grad_alpha, grad_bias, None, None, None, None, None
+
+
+def _block_count(count: int, block: int) -> int:
+    """Number of blocks of `block` threads covering `count` elements."""
+    return (count + block - 1) // block
 
 
 def spikgru_scan(
