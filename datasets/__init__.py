@@ -2,3 +2,6 @@
 
 Each dataset yields batch-first tensors as the models take them; nothing is downloaded.
 """
+
+from zoo.datasets.audio_commands import HeidelbergDigits, SpeechCommands  # noqa: F401
+from zoo.datasets.shd import SHD, SSC  # noqa: F401

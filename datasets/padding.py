@@ -1,0 +1,34 @@
+"""Batching of variable-length feature sequences: zero padding plus the true lengths, so padding can be masked."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["pad_features", "padding_mask"]
+
+
+def pad_features(
+    items: Sequence[tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Collate ``(features [T_i, F], label)`` items into ``((features [B, T_max, F], lengths [B]), labels [B])``.
+
+    Frames past each item's length are zeros, as in sparch's ``pad_sequence`` batching; ``lengths`` (int64, frames)
+    lets a model leave them out of its statistics and outputs (see `padding_mask`).
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    features = [item[0] for item in items]
+    widths = {tuple(feature.shape[1:]) for feature in features}
+    if len(widths) != 1 or any(feature.ndim != 2 for feature in features):
+        raise ValueError(f"expected items of shape [T, F] with one F, got shapes {[tuple(f.shape) for f in features]}")
+    lengths = torch.tensor([feature.shape[0] for feature in features], dtype=torch.int64)
+    padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
+    labels = torch.stack([torch.as_tensor(item[1], dtype=torch.int64) for item in items])
+    return (padded, lengths), labels
+
+
+def padding_mask(lengths: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """``[B, num_steps]`` bool, True on the real frames ``t < lengths[b]`` and False on padding."""
+    return torch.arange(num_steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
