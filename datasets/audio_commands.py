@@ -12,7 +12,8 @@ Published layouts::
 
 Items are ``(features [frames, 40] float32, label int64 0-d)``: features from `zoo.datasets.fbank.log_mel_fbank`
 (25 ms windows every 10 ms at 16 kHz; other sample rates are resampled). Sequences differ in length; batch them
-with `collate_fn` (`zoo.datasets.padding.pad_features`), which pads with zeros and returns the lengths.
+with the dataset's `collate_fn` (`zoo.datasets.padding.pad_features`), which pads with zeros to the longest item
+as sparch does and, with ``lengths=True``, also returns every item's length so that a model can mask the padding.
 """
 
 from __future__ import annotations
@@ -60,11 +61,14 @@ def _read_list(path: Path, what: str) -> list[str]:
 class _FbankDataset(Dataset):
     """Items ``(log-mel features [frames, 40], label)`` of a list of audio files."""
 
-    def __init__(self, files: list[Path], labels: list[int], *, num_mel_bins: int, resample: bool) -> None:
+    def __init__(
+        self, files: list[Path], labels: list[int], *, num_mel_bins: int, resample: bool, lengths: bool
+    ) -> None:
         self.files = files
         self.labels = np.asarray(labels, dtype=np.int64)
         self.num_mel_bins = num_mel_bins
         self.resample = resample
+        self.lengths = lengths
 
     def __len__(self) -> int:
         return len(self.files)
@@ -78,12 +82,12 @@ class _FbankDataset(Dataset):
             raise ValueError(f"{path}: {error}") from None
         return features, torch.tensor(self.labels[index], dtype=torch.int64)
 
-    @staticmethod
     def collate_fn(
-        items: list[tuple[torch.Tensor, torch.Tensor]],
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """Batch items as ``((features [B, T_max, 40], lengths [B]), labels [B])``, see `pad_features`."""
-        return pad_features(items)
+        self, items: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """Zero-padded batch ``(features [B, T_max, 40], labels [B])``; with ``lengths=True`` the input is
+        ``(features, lengths [B])`` (see `zoo.datasets.padding.pad_features`)."""
+        return pad_features(items, with_lengths=self.lengths)
 
 
 class HeidelbergDigits(_FbankDataset):
@@ -99,6 +103,7 @@ class HeidelbergDigits(_FbankDataset):
         validation, val_fraction, val_seed: the validation protocol above.
         num_mel_bins: filterbank channels (40 in sparch).
         resample: resample audio that is not 16 kHz (``False``: sparch, which computes the features as if it were).
+        lengths: `collate_fn` also returns the sequence lengths, for models that mask padding (sparch does not).
     """
 
     NUM_CLASSES = 20
@@ -113,6 +118,7 @@ class HeidelbergDigits(_FbankDataset):
         val_seed: int = 0,
         num_mel_bins: int = NUM_MEL_BINS,
         resample: bool = True,
+        lengths: bool = False,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"HeidelbergDigits split must be 'train', 'val' or 'test', got {split!r}")
@@ -130,7 +136,7 @@ class HeidelbergDigits(_FbankDataset):
         missing = [str(path) for path in files if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"{len(missing)} HD audio files listed but not found, e.g. {missing[0]}")
-        super().__init__(files, labels, num_mel_bins=num_mel_bins, resample=resample)
+        super().__init__(files, labels, num_mel_bins=num_mel_bins, resample=resample, lengths=lengths)
 
 
 class SpeechCommands(_FbankDataset):
@@ -142,6 +148,7 @@ class SpeechCommands(_FbankDataset):
         split: ``"train"``, ``"val"`` or ``"test"``.
         num_mel_bins: filterbank channels (40 in sparch).
         resample: resample audio that is not 16 kHz (the published files are all 16 kHz).
+        lengths: `collate_fn` also returns the sequence lengths, for models that mask padding (sparch does not).
     """
 
     NUM_CLASSES = len(SPEECH_COMMANDS_WORDS)
@@ -153,6 +160,7 @@ class SpeechCommands(_FbankDataset):
         *,
         num_mel_bins: int = NUM_MEL_BINS,
         resample: bool = True,
+        lengths: bool = False,
     ) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"SpeechCommands split must be 'train', 'val' or 'test', got {split!r}")
@@ -192,4 +200,4 @@ class SpeechCommands(_FbankDataset):
         if absent:
             raise FileNotFoundError(f"{len(absent)} Speech Commands files listed but not found, e.g. {absent[0]}")
         labels = [SPEECH_COMMANDS_WORDS.index(word) for word in words]
-        super().__init__(files, labels, num_mel_bins=num_mel_bins, resample=resample)
+        super().__init__(files, labels, num_mel_bins=num_mel_bins, resample=resample, lengths=lengths)

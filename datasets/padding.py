@@ -10,12 +10,13 @@ __all__ = ["pad_features", "padding_mask"]
 
 
 def pad_features(
-    items: Sequence[tuple[torch.Tensor, torch.Tensor]],
-) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Collate ``(features [T_i, F], label)`` items into ``((features [B, T_max, F], lengths [B]), labels [B])``.
+    items: Sequence[tuple[torch.Tensor, torch.Tensor]], *, with_lengths: bool = False
+) -> tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Collate ``(features [T_i, F], label)`` items into ``(features [B, T_max, F], labels [B])``.
 
-    Frames past each item's length are zeros, as in sparch's ``pad_sequence`` batching; ``lengths`` (int64, frames)
-    lets a model leave them out of its statistics and outputs (see `padding_mask`).
+    Frames past each item's length are zeros, as in sparch's ``pad_sequence`` batching. With ``with_lengths`` the
+    input is ``(features, lengths [B] int64 frames)`` instead, so that a model can leave the padding out of its
+    statistics and outputs (see `padding_mask`); sparch computes the lengths but never uses them.
     """
     if not items:
         raise ValueError("cannot collate an empty batch")
@@ -26,7 +27,7 @@ def pad_features(
     lengths = torch.tensor([feature.shape[0] for feature in features], dtype=torch.int64)
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
     labels = torch.stack([torch.as_tensor(item[1], dtype=torch.int64) for item in items])
-    return (padded, lengths), labels
+    return ((padded, lengths) if with_lengths else padded), labels
 
 
 def padding_mask(lengths: torch.Tensor, num_steps: int) -> torch.Tensor:

@@ -97,11 +97,13 @@ def test_heidelberg_digits_items_and_padded_batches(tmp_path: Path) -> None:
     assert features.shape[1] == 40 and int(label) == 1
     reference = log_mel_fbank(*read_audio(ASSETS / "one_16k.flac"))
     assert (features[:, LOW_BINS] - reference[:, LOW_BINS]).abs().mean() < 0.1, "the 8 kHz file is resampled"
-    loader = DataLoader(test, batch_size=2, collate_fn=test.collate_fn)
-    (batch, lengths), labels = next(iter(loader))
     expected_lengths = [len(test[0][0]), len(test[1][0])]
-    assert lengths.tolist() == expected_lengths and batch.shape == (2, max(expected_lengths), 40)
-    assert labels.tolist() == [1, 13]
+    assert expected_lengths[0] != expected_lengths[1]
+    batch, labels = next(iter(DataLoader(test, batch_size=2, collate_fn=test.collate_fn)))
+    assert batch.shape == (2, max(expected_lengths), 40) and labels.tolist() == [1, 13]
+    masked = HeidelbergDigits(root, "test", lengths=True)
+    (padded, lengths), _ = next(iter(DataLoader(masked, batch_size=2, collate_fn=masked.collate_fn)))
+    assert torch.equal(padded, batch) and lengths.tolist() == expected_lengths
     mask = padding_mask(lengths, batch.shape[1])
     assert mask.sum(dim=1).tolist() == expected_lengths
     assert torch.all(batch[~mask] == 0) and torch.equal(batch[1, : lengths[1]], test[1][0])
@@ -128,7 +130,7 @@ def test_speech_commands_splits_labels_and_background_noise(tmp_path: Path) -> N
     features, label = val[0]
     assert int(label) == SPEECH_COMMANDS_WORDS.index("no") == 18 and features.shape[1] == 40
     assert SpeechCommands(root, "test").labels.tolist() == [34]
-    (batch, lengths), labels = SpeechCommands.collate_fn([train[0], val[0]])
+    (batch, lengths), labels = SpeechCommands(root, "val", lengths=True).collate_fn([train[0], val[0]])
     assert batch.shape[0] == 2 and labels.tolist() == [33, 18] and lengths.max() == batch.shape[1]
 
 
