@@ -1,0 +1,120 @@
+"""Test-only registrations for the engine tests: a tiny model, a tiny on-disk dataset and a recipe using them.
+
+Loaded with ``zoo.train.load_plugin(<this file>)`` in-process and with ``--plugin <this file>`` by the CLI and
+torchrun child processes, so both see the same registrations. Nothing here depends on a model family.
+
+Data format (written by `write_blobs`): ``<root>/<split>.pt`` holding ``{"inputs": [N, 8] float32,
+"targets": [N] int64}``: three Gaussian blobs, one per class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import zoo
+from zoo.layers.firing import FiringRate, firing_rates
+from zoo.train import Recipe, register_dataset, register_recipe
+
+MODEL = "test-engine-mlp"
+OTHER_MODEL = "test-engine-linear"
+DATASET = "test-engine-blobs"
+RECIPE = "test-engine-tiny"
+FEATURES = 8
+CLASSES = 3
+
+
+class TinyMLP(nn.Module):
+    """Linear -> ReLU * leak -> (dropout) -> Linear, with a clamped `leak` and one firing-rate recorder."""
+
+    def __init__(self, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(FEATURES, hidden)
+        self.leak = nn.Parameter(torch.full((hidden,), 0.9))
+        self.dropout = nn.Dropout(dropout)
+        self.rate = FiringRate()
+        self.head = nn.Linear(hidden, CLASSES)
+        self.clamp_calls = 0
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        hidden = torch.relu(self.encoder(inputs)) * self.leak
+        return self.head(self.dropout(self.rate(hidden)))
+
+    def clamp_parameters(self) -> None:
+        self.leak.clamp_(0.0, 1.0)
+        self.clamp_calls += 1
+
+    def firing_rates(self) -> dict[str, torch.Tensor]:
+        return firing_rates(self)
+
+
+@zoo.register_model(
+    MODEL,
+    family="test",
+    paper="(engine tests)",
+    citation="",
+    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
+    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
+)
+def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
+    return TinyMLP(hidden, dropout)
+
+
+@zoo.register_model(
+    OTHER_MODEL,
+    family="test",
+    paper="(engine tests)",
+    citation="",
+    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
+    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
+)
+def linear(bias: bool = True) -> nn.Module:
+    """A model without `clamp_parameters` or `firing_rates` (the engine's hooks are optional)."""
+    return nn.Linear(FEATURES, CLASSES, bias=bias)
+
+
+def write_blobs(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
+    """Write ``<root>/<split>.pt`` for each split with the given number of samples; returns `root`."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.randn(CLASSES, FEATURES, generator=generator) * 2.0
+    root.mkdir(parents=True, exist_ok=True)
+    for split, size in sizes.items():
+        targets = torch.arange(size) % CLASSES
+        inputs = centres[targets] + torch.randn(size, FEATURES, generator=generator)
+        torch.save({"inputs": inputs, "targets": targets}, root / f"{split}.pt")
+    return root
+
+
+@register_dataset(DATASET)
+def blobs(root: str | Path, split: str, scale: float = 1.0) -> torch.utils.data.Dataset:
+    """The `write_blobs` file of `split`, inputs multiplied by `scale`."""
+    path = Path(root) / f"{split}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"missing file {path}")
+    tensors = torch.load(path, weights_only=True)
+    return torch.utils.data.TensorDataset(tensors["inputs"] * scale, tensors["targets"])
+
+
+register_recipe(
+    Recipe(
+        name=RECIPE,
+        model=MODEL,
+        dataset=DATASET,
+        optimizer="adamw",
+        lr=0.02,
+        weight_decay=0.01,
+        no_weight_decay=("bias", "leak"),
+        schedule="cosine",
+        warmup_epochs=0.5,
+        min_lr=0.001,
+        epochs=3,
+        batch_size=16,
+        grad_clip=1.0,
+        amp=False,
+        metrics=("accuracy",),
+        selection_metric="accuracy",
+        description="engine test: tiny MLP on Gaussian blobs",
+    )
+)

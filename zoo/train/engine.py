@@ -1,0 +1,424 @@
+"""`run(config)`: check everything, then train with validation, checkpoints and logs, in one or many processes.
+
+Order of work: plugins imported; recipe resolved (overrides applied and checked); model config resolved;
+device chosen; dataset root, run directory and resume checkpoint checked; datasets, loaders, model, optimiser
+and schedule built - every `ConfigError` is raised here, before the process group is joined and before any
+step. Then, per epoch: train, evaluate `val_split`, write ``last.pt`` (and ``best.pt`` on improvement) atomically,
+log. Under torchrun only rank 0 writes files and shows progress bars.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import zoo
+from zoo.train.checkpoint import FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_atomic
+from zoo.train.config import RunConfig, parse_overrides, resolve_model_config, resolve_recipe
+from zoo.train.data import build_dataset, evaluation_loader, start_epoch, training_loader
+from zoo.train.distributed import World, all_gather_objects, init_world, shutdown_world, world_from_environment
+from zoo.train.errors import ConfigError
+from zoo.train.logs import RunLog
+from zoo.train.loop import StepContext, evaluate_epoch, train_epoch
+from zoo.train.optim import build_optimizer, build_scheduler, lr_factor
+from zoo.train.plugins import load_plugin
+from zoo.train.recipe import Recipe
+from zoo.train.registries import higher_is_better
+
+__all__ = ["RESUME_MAY_CHANGE", "RunResult", "resolve_device", "run", "seed_everything"]
+
+RESUME_MAY_CHANGE = ("epochs", "description", "eval_batch_size", "init_checkpoint")
+"""Recipe fields that may differ between a checkpoint and the run resuming it (the rest must be equal)."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `run` returns (on every process; only rank 0 has written files).
+
+    Attributes:
+        out: run directory. recipe: the resolved recipe. model: the trained bare model (on its device).
+        epochs_completed: epochs done in total, including those before a resume.
+        history: one entry per epoch trained in this invocation: ``{"epoch", "lr", "seconds", "metrics":
+            {split: {name: value}}, "firing_rates": {split: {layer: rate}}}``.
+        best: ``{"metric", "value", "epoch"}`` of the best validation result (value None without validation).
+    """
+
+    out: Path
+    recipe: Recipe
+    model: nn.Module
+    epochs_completed: int
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.out / "best.pt"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, world: World) -> torch.device:
+    """``"auto"``/``"cpu"``/``"cuda"``/``"cuda:N"`` -> a device; under torchrun CUDA means ``cuda:LOCAL_RANK``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return device
+    if device.type != "cuda":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
+    if world.distributed:
+        device = torch.device("cuda", world.local_rank)
+    elif device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    torch.cuda.set_device(device)
+    return device
+
+
+def _configure_determinism(deterministic: bool, device: torch.device) -> None:
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+
+
+def _resume_path(resume: str | Path | None, out: Path) -> Path | None:
+    if resume is None:
+        if (out / "last.pt").exists():
+            raise ConfigError(
+                f"run directory {str(out)!r} already holds last.pt from an earlier run; pass --resume auto to "
+                "continue it, or choose another --out"
+            )
+        return None
+    if str(resume) == "auto":
+        return out / "last.pt" if (out / "last.pt").exists() else None
+    return Path(resume)
+
+
+def check_resumable(checkpoint: dict[str, Any], path: Path, recipe: Recipe, model_config: dict, seed: int) -> None:
+    """`ConfigError` unless `checkpoint` was written by a run of the same model, config, recipe and seed."""
+    saved = checkpoint["config"]
+    if saved["model"] != recipe.model:
+        raise ConfigError(
+            f"cannot resume from {str(path)!r}: it holds model {saved['model']!r}, this run trains {recipe.model!r}"
+        )
+    changed = sorted(key for key in model_config if saved["model_config"].get(key) != model_config[key])
+    if changed:
+        details = ", ".join(f"{key}: {saved['model_config'].get(key)!r} -> {model_config[key]!r}" for key in changed)
+        raise ConfigError(f"cannot resume from {str(path)!r}: model config differs ({details})")
+    current = recipe.to_dict()
+    changed = sorted(
+        key for key in current if key not in RESUME_MAY_CHANGE and saved["recipe"].get(key) != current[key]
+    )
+    if changed:
+        details = ", ".join(f"{key}: {saved['recipe'].get(key)!r} -> {current[key]!r}" for key in changed)
+        raise ConfigError(f"cannot resume from {str(path)!r}: recipe differs ({details})")
+    if saved["seed"] != seed:
+        raise ConfigError(f"cannot resume from {str(path)!r}: it was trained with seed {saved['seed']}, not {seed}")
+
+
+def _load_initial_weights(model: nn.Module, path: str) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        state = state["model"]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"init_checkpoint {path!r} does not match the model; missing keys: {sorted(missing)[:10]}, "
+            f"unexpected keys: {sorted(unexpected)[:10]}"
+        )
+
+
+@dataclasses.dataclass
+class _Training:
+    """Everything built and checked before training starts."""
+
+    recipe: Recipe
+    model_config: dict[str, Any]
+    overrides: dict[str, Any]
+    world: World
+    device: torch.device
+    out: Path
+    model: nn.Module
+    loader: torch.utils.data.DataLoader
+    sampler: torch.utils.data.DistributedSampler
+    val_loader: torch.utils.data.DataLoader | None
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    start_epoch: int
+    best: dict[str, Any]
+    rng_states: list[dict[str, Any]] | None
+
+
+def _prepare(config: RunConfig) -> _Training:
+    for plugin in config.plugins:
+        load_plugin(plugin)
+    recipe = resolve_recipe(config)
+    model_config = resolve_model_config(recipe)
+    world = world_from_environment()
+    device = resolve_device(config.device, world)
+    _configure_determinism(config.deterministic, device)
+    root = Path(config.data)
+    if not root.is_dir():
+        raise ConfigError(
+            f"dataset root {str(root)!r} does not exist or is not a directory (dataset {recipe.dataset!r})"
+        )
+    out = Path(config.out) if config.out is not None else Path("runs") / recipe.name
+    resume_path = _resume_path(config.resume, out)
+    checkpoint = load_checkpoint(resume_path) if resume_path is not None else None
+    if checkpoint is not None:
+        check_resumable(checkpoint, resume_path, recipe, model_config, config.seed)
+
+    train_set = build_dataset(recipe, root, "train")
+    val_set = build_dataset(recipe, root, recipe.val_split) if recipe.val_split is not None else None
+    pin_memory = device.type == "cuda"
+    loader, sampler = training_loader(train_set, recipe, world, config.seed, config.workers, pin_memory)
+    val_loader = None
+    if val_set is not None:
+        batch = recipe.eval_batch_size or recipe.batch_size
+        val_loader = evaluation_loader(val_set, batch, world, config.workers, pin_memory)
+
+    seed_everything(config.seed)
+    model = zoo.build(recipe.model, **recipe.model_overrides)
+    if checkpoint is None and recipe.init_checkpoint is not None:
+        _load_initial_weights(model, recipe.init_checkpoint)
+    model.to(device)
+    optimizer = build_optimizer(model, recipe)
+    scheduler = build_scheduler(optimizer, len(loader), recipe)
+    use_scaler = recipe.amp and recipe.amp_dtype == "float16" and device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    best = {"metric": recipe.selection_metric, "value": None, "epoch": None}
+    start, rng_states = 0, None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"]:
+            scaler.load_state_dict(checkpoint["scaler"])
+        start, best, rng_states = checkpoint["epoch"], checkpoint["best"], checkpoint["rng"]
+    return _Training(
+        recipe=recipe,
+        model_config=model_config,
+        overrides=parse_overrides(config.overrides),
+        world=world,
+        device=device,
+        out=out,
+        model=model,
+        loader=loader,
+        sampler=sampler,
+        val_loader=val_loader,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        start_epoch=start,
+        best=best,
+        rng_states=rng_states,
+    )
+
+
+def run(config: RunConfig) -> RunResult:
+    """Train `config.recipe`; see `RunConfig` for the options and the module docstring for the order of work.
+
+    Raises:
+        ConfigError: any bad configuration, before training starts.
+        FloatingPointError: the training loss of an epoch is not finite (``last.pt`` keeps the previous epoch).
+    """
+    training = _prepare(config)
+    result = RunResult(
+        out=training.out,
+        recipe=training.recipe,
+        model=training.model,
+        epochs_completed=training.start_epoch,
+        history=[],
+        best=training.best,
+    )
+    if config.dry_run or training.start_epoch >= training.recipe.epochs:
+        return result
+    init_world(training.world, training.device)
+    try:
+        _train(training, config, result)
+    finally:
+        shutdown_world(training.world)
+    return result
+
+
+def _train(training: _Training, config: RunConfig, result: RunResult) -> None:
+    recipe, world, out = training.recipe, training.world, training.out
+    model: nn.Module = training.model
+    if world.distributed:
+        device_ids = [training.device.index] if training.device.type == "cuda" else None
+        model = DistributedDataParallel(training.model, device_ids=device_ids)
+    if training.rng_states is None:
+        seed_everything(config.seed + world.rank)
+    else:
+        if len(training.rng_states) != world.size and world.is_main:
+            print(
+                f"warning: checkpoint was written by {len(training.rng_states)} processes, resuming with "
+                f"{world.size}: random streams are reused modulo, the run is not an exact continuation",
+                file=sys.stderr,
+            )
+        restore_rng_state(training.rng_states[world.rank % len(training.rng_states)])
+    show_progress = config.progress if config.progress is not None else sys.stderr.isatty()
+    context = StepContext(
+        model=model,
+        bare_model=training.model,
+        recipe=recipe,
+        device=training.device,
+        world=world,
+        show_progress=show_progress and world.is_main,
+        log_every=config.log_every,
+    )
+    log = None
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_config_json(training, config)
+        log = RunLog(out, training.start_epoch, config.tensorboard)
+    steps_per_epoch = len(training.loader)
+    end = recipe.epochs
+    if config.stop_after_epochs is not None:
+        end = min(end, training.start_epoch + config.stop_after_epochs)
+    try:
+        for epoch in range(training.start_epoch, end):
+            _run_epoch(training, context, epoch, steps_per_epoch, config.seed, log, result)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _run_epoch(
+    training: _Training,
+    context: StepContext,
+    epoch: int,
+    steps_per_epoch: int,
+    seed: int,
+    log: RunLog | None,
+    result: RunResult,
+) -> None:
+    recipe, world = training.recipe, training.world
+    started = time.perf_counter()
+    start_epoch(training.loader, training.sampler, epoch, seed, world)
+    description = f"epoch {epoch + 1}/{recipe.epochs}"
+    totals = {
+        "train": train_epoch(
+            context, training.loader, training.optimizer, training.scheduler, training.scaler, f"{description} train"
+        )
+    }
+    if training.val_loader is not None:
+        totals[recipe.val_split] = evaluate_epoch(context, training.val_loader, f"{description} {recipe.val_split}")
+    metrics, firing = {}, {}
+    for split, split_totals in totals.items():
+        metrics[split], firing[split] = split_totals.reduce(world)
+    if not math.isfinite(metrics["train"]["loss"]):
+        raise FloatingPointError(f"training diverged: epoch {epoch + 1} has train loss {metrics['train']['loss']}")
+    improved = False
+    if training.val_loader is not None:
+        value = metrics[recipe.val_split][recipe.selection_metric]
+        improved = _is_better(value, training.best["value"], higher_is_better(recipe.selection_metric))
+        if improved:
+            training.best.update(value=value, epoch=epoch + 1)
+    global_step = training.scheduler.last_epoch
+    lr = recipe.lr * lr_factor(global_step - 1, steps_per_epoch, recipe)
+    rng_states = all_gather_objects(capture_rng_state(), world)
+    seconds = time.perf_counter() - started
+    if world.is_main:
+        payload = _checkpoint(training, epoch + 1, global_step, rng_states, metrics, seed)
+        save_atomic(payload, training.out / "last.pt")
+        if improved:
+            save_atomic(payload, training.out / "best.pt")
+        log.write_epoch(epoch + 1, lr, seconds, metrics, firing)
+        print(_summary(epoch + 1, recipe.epochs, lr, seconds, metrics, improved), flush=True)
+    result.epochs_completed = epoch + 1
+    result.history.append(
+        {"epoch": epoch + 1, "lr": lr, "seconds": seconds, "metrics": metrics, "firing_rates": firing}
+    )
+
+
+def _is_better(value: float, best: float | None, higher: bool) -> bool:
+    if math.isnan(value):
+        return False
+    if best is None:
+        return True
+    return value > best if higher else value < best
+
+
+def _checkpoint(
+    training: _Training,
+    epoch: int,
+    global_step: int,
+    rng_states: list[dict[str, Any]],
+    metrics: dict[str, dict[str, float]],
+    seed: int,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "model": training.model.state_dict(),
+        "optimizer": training.optimizer.state_dict(),
+        "scheduler": training.scheduler.state_dict(),
+        "scaler": training.scaler.state_dict(),
+        "rng": rng_states,
+        "epoch": epoch,
+        "global_step": global_step,
+        "config": {
+            "recipe": training.recipe.to_dict(),
+            "overrides": training.overrides,
+            "model": training.recipe.model,
+            "model_config": training.model_config,
+            "seed": seed,
+            "world_size": training.world.size,
+        },
+        "best": dict(training.best),
+        "metrics": metrics,
+    }
+
+
+def _write_config_json(training: _Training, config: RunConfig) -> None:
+    described = {
+        "recipe": training.recipe.to_dict(),
+        "model": training.recipe.model,
+        "model_config": training.model_config,
+        "overrides": training.overrides,
+        "data": str(config.data),
+        "seed": config.seed,
+        "deterministic": config.deterministic,
+        "device": str(training.device),
+        "world_size": training.world.size,
+        "resumed_from_epoch": training.start_epoch,
+        "versions": {"jellyzoo": zoo.__version__, "torch": torch.__version__},
+    }
+    text = json.dumps(described, indent=2, default=repr)
+    (training.out / "config.json").write_text(text + "\n", encoding="utf-8")
+
+
+def _summary(epoch: int, epochs: int, lr: float, seconds: float, metrics: dict, improved: bool) -> str:
+    parts = [f"epoch {epoch}/{epochs}", f"lr {lr:.3g}"]
+    for split, values in metrics.items():
+        parts.append(f"{split} " + " ".join(f"{name} {value:.4f}" for name, value in values.items()))
+    parts.append(f"{seconds:.1f}s" + (" (best)" if improved else ""))
+    return "  ".join(parts)

@@ -1,0 +1,89 @@
+"""Per-epoch logs of a run (written by rank 0 only): CSV files, TensorBoard scalars and one console line.
+
+- ``metrics.csv``: ``epoch, lr, seconds, train_loss, train_<metric>..., <val_split>_loss, ...`` (epoch = number of
+  completed epochs, lr = learning rate of the last step of the epoch)
+- ``firing_rates.csv``: ``epoch, split, layer, rate`` (mean |spike| per layer over the epoch's samples)
+- ``tensorboard/``: the same numbers as scalars ``<split>/<metric>``, ``firing_rate/<split>/<layer>``, ``lr``
+
+When a run resumes, rows after the resumed epoch (written after the checkpoint by an interrupted run) are
+dropped, so the files describe one consistent history.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+__all__ = ["RunLog"]
+
+
+class RunLog:
+    """Writer of one run directory's CSV and TensorBoard logs."""
+
+    def __init__(self, out: Path, resumed_epoch: int, tensorboard: bool) -> None:
+        self.metrics_path = out / "metrics.csv"
+        self.firing_path = out / "firing_rates.csv"
+        for path in (self.metrics_path, self.firing_path):
+            _truncate_after(path, resumed_epoch)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(
+                str(out / "tensorboard"), purge_step=resumed_epoch + 1 if resumed_epoch else None
+            )
+
+    def write_epoch(
+        self,
+        epoch: int,
+        lr: float,
+        seconds: float,
+        metrics: dict[str, dict[str, float]],
+        firing: dict[str, dict[str, float]],
+    ) -> None:
+        """Log epoch `epoch` (1-based): `metrics` and `firing` map a split name to ``{name: value}``."""
+        row = {"epoch": epoch, "lr": lr, "seconds": round(seconds, 3)}
+        for split, values in metrics.items():
+            row.update({f"{split}_{name}": value for name, value in values.items()})
+        _append_rows(self.metrics_path, list(row), [row])
+        rows = [
+            {"epoch": epoch, "split": split, "layer": layer, "rate": rate}
+            for split, rates in firing.items()
+            for layer, rate in rates.items()
+        ]
+        if rows:
+            _append_rows(self.firing_path, ["epoch", "split", "layer", "rate"], rows)
+        if self.writer is not None:
+            self.writer.add_scalar("lr", lr, epoch)
+            for split, values in metrics.items():
+                for name, value in values.items():
+                    self.writer.add_scalar(f"{split}/{name}", value, epoch)
+            for row in rows:
+                self.writer.add_scalar(f"firing_rate/{row['split']}/{row['layer']}", row["rate"], epoch)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _append_rows(path: Path, header: list[str], rows: list[dict]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=header)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def _truncate_after(path: Path, epoch: int) -> None:
+    if not path.exists():
+        return
+    with path.open(newline="") as file:
+        reader = csv.DictReader(file)
+        header = reader.fieldnames or []
+        kept = [row for row in reader if int(row["epoch"]) <= epoch]
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(kept)
