@@ -13,6 +13,7 @@ Backend selection: see `zoo.kernels.backend` (``backend="auto"|"torch"|"cupy"``,
 
 from zoo.kernels.backend import BACKEND_ENV, cupy_status, resolve_backend
 from zoo.kernels.lif_scan import lif_scan, lif_scan_reference
+from zoo.kernels.sparch_scan import sparch_scan, sparch_scan_reference
 from zoo.kernels.spike import (
     signed_spike,
     signed_spike_reference,
@@ -32,6 +33,8 @@ __all__ = [
     "signed_spike",
     "signed_spike_reference",
     "signed_spike_surrogate",
+    "sparch_scan",
+    "sparch_scan_reference",
     "spike",
     "spike_reference",
     "spike_surrogate",

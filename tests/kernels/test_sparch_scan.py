@@ -1,0 +1,367 @@
+"""`sparch_scan`: the reference, the backward algorithm of the CuPy kernels, their orchestration, and (GPU) the kernels.
+
+CPU tests (always run):
+- the boxcar spike at its window edges (values from the design note's check of the original);
+- a float64 transcription of the reverse-time loops that `sparch_scan.cu` implements, compared with autograd
+  through `sparch_scan_reference` for every variant (LIF, RLIF, adLIF, RadLIF, the non-spiking readout);
+- `SparchScanCuPy` on the CPU with `launch` replaced by a PyTorch emulation of the four entry points. The
+  emulation reads each kernel's parameter names from the `.cu` source, so a Python argument list that does not
+  match the CUDA signature fails here; it checks the GEMM placement, the initial-state and V~ gradients.
+
+GPU tests (`cuda`): the real kernels against the reference, forward (spikes bit-exact: same float32 operation
+order, same cuBLAS product) and gradients, on random shapes and all three dtypes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+import torch
+
+from zoo.kernels import sparch_scan, sparch_scan_reference
+from zoo.kernels.backend import cupy_status
+from zoo.kernels.cupy_runtime import source_path
+
+scan_module = importlib.import_module("zoo.kernels.sparch_scan")
+
+THRESHOLD = 1.0
+VARIANTS = {
+    "lif": (False, False, True),
+    "rlif": (False, True, True),
+    "adlif": (True, False, True),
+    "radlif": (True, True, True),
+    "readout": (False, False, False),
+}
+"""variant: (adaptive, recurrent, spiking)."""
+
+
+def _inputs(variant, steps, batch, hidden, dtype=torch.float64, device="cpu", seed=0):
+    """Random sparch-like inputs: parameters inside their clamp ranges, U[0,1) initial states, some spiking."""
+    adaptive, recurrent, spiking = VARIANTS[variant]
+    g = torch.Generator().manual_seed(seed)
+
+    def uniform(shape, low, high):
+        return low + (high - low) * torch.rand(shape, generator=g, dtype=torch.float64)
+
+    tensors = {
+        "current": 2.0 + 3.0 * torch.randn(steps, batch, hidden, generator=g, dtype=torch.float64),
+        "alpha": uniform(hidden, 0.8187, 0.9608),
+        "u0": uniform((batch, hidden), 0, 1),
+        "s0": uniform((batch, hidden), 0, 1) if spiking else torch.zeros(batch, hidden, dtype=torch.float64),
+    }
+    if adaptive:
+        tensors.update(
+            beta=uniform(hidden, 0.9672, 0.9917),
+            a=uniform(hidden, -1, 1),
+            b=uniform(hidden, 0, 2),
+            w0=uniform((batch, hidden), 0, 1),
+        )
+    if recurrent:
+        weight = torch.linalg.qr(torch.randn(hidden, hidden, generator=g, dtype=torch.float64))[0].contiguous()
+        tensors["recurrent"] = weight.fill_diagonal_(0.0)
+    state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return {
+        name: value.to(device=device, dtype=dtype if name == "current" else state_dtype).requires_grad_(True)
+        for name, value in tensors.items()
+    }
+
+
+def _run(scan, tensors, spiking, **options):
+    return scan(
+        tensors["current"],
+        tensors["alpha"],
+        tensors["u0"],
+        tensors["s0"],
+        beta=tensors.get("beta"),
+        a=tensors.get("a"),
+        b=tensors.get("b"),
+        w0=tensors.get("w0"),
+        recurrent=tensors.get("recurrent"),
+        threshold=THRESHOLD,
+        spiking=spiking,
+        **options,
+    )
+
+
+def _autograd(scan, tensors, spiking, grad_spikes, grad_membrane, **options):
+    spikes, membrane = _run(scan, tensors, spiking, **options)
+    outputs, grads = [membrane], [grad_membrane]
+    if spiking:
+        outputs.append(spikes)
+        grads.append(grad_spikes)
+    names = sorted(tensors)
+    values = torch.autograd.grad(outputs, [tensors[name] for name in names], grads, allow_unused=True)
+    return spikes, membrane, dict(zip(names, values, strict=True))
+
+
+def _relative_error(a, b):
+    a, b = a.double(), b.double()
+    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+
+
+def test_boxcar_spike_window_edges():
+    x = torch.tensor([-0.6, -0.5, -0.49, 0.0, 0.5, 0.51], requires_grad=True)
+    spikes = scan_module.boxcar_spike(x)
+    spikes.sum().backward()
+    assert spikes.tolist() == [0, 0, 0, 0, 1, 1]
+    assert x.grad.tolist() == [0, 0, 1, 1, 1, 0]
+
+
+def test_reference_reproduces_the_equations_step_by_step():
+    """Two RadLIF steps written out by hand (sparch.md 1.3): w first, then u with the new w, s = 1[u - 1 > 0]."""
+    t = _inputs("radlif", steps=2, batch=1, hidden=2, seed=5)
+    t = {k: v.detach() for k, v in t.items()}
+    spikes, membrane = _run(sparch_scan_reference, t, True)
+    u, w, s = t["u0"], t["w0"], t["s0"]
+    for step in range(2):
+        w = t["beta"] * w + t["a"] * u + t["b"] * s
+        u = t["alpha"] * (u - s) + (1 - t["alpha"]) * (t["current"][step] + s @ t["recurrent"] - w)
+        s = (u - 1 > 0).double()
+        assert torch.equal(membrane[step], u) and torch.equal(spikes[step], s)
+
+
+def _reverse_time_gradients(tensors, grad_spikes, grad_membrane, adaptive, spiking):
+    """The backward algorithm of `sparch_scan.cu` / `SparchScanCuPy`, transcribed in float64 without autograd.
+
+    Forward saving u_t, w_t, s_t and I_t + r_t; then for t = T-1..0, from du = dw = 0:
+        ds = g_s - alpha du + b dw + dI_{t+1} @ V~^T
+        du = g_u + 1[-0.5 < u_t - 1 <= 0.5] ds + alpha du + a dw;   dw = -(1 - alpha) du + beta dw
+        dI_t = (1 - alpha) du;   d alpha += du ((u_{t-1} - s_{t-1}) - (I_t + r_t - w_t))
+        d beta += dw w_{t-1};  d a += dw u_{t-1};  d b += dw s_{t-1}
+    then du0 = alpha du + a dw, dw0 = beta dw, ds0 = -alpha du + b dw + dI_0 @ V~^T, dV~ = S_prev^T dI.
+    """
+    t = {name: value.detach() for name, value in tensors.items()}
+    steps, batch, hidden = t["current"].shape
+    zeros = torch.zeros(batch, hidden, dtype=torch.float64)
+    alpha = t["alpha"]
+    beta, a, b = (t.get(name, torch.zeros(hidden, dtype=torch.float64)) for name in ("beta", "a", "b"))
+    weight = t.get("recurrent")
+    u, w, s = t["u0"], t.get("w0", zeros), t["s0"]
+    saved = {"u": [], "w": [], "s": [], "drive": []}
+    for step in range(steps):
+        drive = t["current"][step] + (s @ weight if weight is not None else 0)
+        w = beta * w + a * u + b * s if adaptive else zeros
+        u = alpha * (u - s) + (1 - alpha) * (drive - w)
+        s = (u - THRESHOLD > 0).double() if spiking else zeros
+        for name, value in (("u", u), ("w", w), ("s", s), ("drive", drive)):
+            saved[name].append(value)
+    grad_current = torch.zeros_like(t["current"])
+    grads = {name: torch.zeros(hidden, dtype=torch.float64) for name in ("alpha", "beta", "a", "b")}
+    du, dw = zeros, zeros
+    for step in reversed(range(steps)):
+        u_prev = saved["u"][step - 1] if step else t["u0"]
+        w_prev = saved["w"][step - 1] if step else t.get("w0", zeros)
+        s_prev = saved["s"][step - 1] if step else t["s0"]
+        recurrent_grad = grad_current[step + 1] @ weight.T if weight is not None and step + 1 < steps else 0
+        ds = grad_spikes[step] - alpha * du + b * dw + recurrent_grad
+        x = saved["u"][step] - THRESHOLD
+        window = ((x > -0.5) & (x <= 0.5)).double() if spiking else zeros
+        du = grad_membrane[step] + window * ds + alpha * du + a * dw
+        dw = -(1 - alpha) * du + beta * dw if adaptive else zeros
+        grad_current[step] = (1 - alpha) * du
+        grads["alpha"] += (du * ((u_prev - s_prev) - (saved["drive"][step] - saved["w"][step]))).sum(0)
+        grads["beta"] += (dw * w_prev).sum(0)
+        grads["a"] += (dw * u_prev).sum(0)
+        grads["b"] += (dw * s_prev).sum(0)
+    grads.update(current=grad_current, u0=alpha * du + a * dw, s0=-alpha * du + b * dw)
+    if adaptive:
+        grads["w0"] = beta * dw
+    if weight is not None:
+        grads["s0"] = grads["s0"] + grad_current[0] @ weight.T
+        previous = torch.stack([t["s0"], *saved["s"][:-1]]).reshape(-1, hidden)
+        grads["recurrent"] = previous.T @ grad_current.reshape(-1, hidden)
+    return {name: grads[name] for name in tensors}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_reverse_time_backward_matches_autograd_float64(variant):
+    adaptive, _, spiking = VARIANTS[variant]
+    tensors = _inputs(variant, steps=9, batch=3, hidden=6, seed=len(variant))
+    grad_spikes = torch.randn(9, 3, 6, dtype=torch.float64)
+    grad_membrane = torch.randn(9, 3, 6, dtype=torch.float64)
+    spikes, _, expected = _autograd(sparch_scan_reference, tensors, spiking, grad_spikes, grad_membrane)
+    if spiking:
+        rate = spikes.mean().item()
+        assert 0.02 < rate < 0.95, f"inputs must make some but not all neurons spike, got a rate of {rate}"
+    got = _reverse_time_gradients(tensors, grad_spikes, grad_membrane, adaptive, spiking)
+    for name, value in expected.items():
+        assert _relative_error(got[name], value) < 1e-12, f"d{name}: relative error {_relative_error(got[name], value)}"
+
+
+# ------------------------------------------------------------------------------ emulated CUDA entry points
+
+
+def _kernel_parameters() -> dict[str, list[str]]:
+    """{entry point base name: parameter names} read from the ``extern "C"`` declarations in sparch_scan.cu."""
+    source = source_path("sparch_scan.cu").read_text()
+    found = {}
+    for name, parameters in re.findall(r'extern "C" __global__ void (\w+)_##suffix\(([^)]*)\)', source):
+        cleaned = parameters.replace("\\", " ")
+        found[name] = [declaration.split()[-1].lstrip("*") for declaration in cleaned.split(",")]
+    return found
+
+
+KERNEL_PARAMETERS = _kernel_parameters()
+
+
+def _emulated_launch(source_name, function, device, grid, block, args, shared_mem=0):
+    """The four `sparch_scan.cu` entry points in PyTorch (float32 math in the kernels' order), called by name."""
+    assert source_name == "sparch_scan.cu" and function.endswith("_f32"), function
+    base = function.removesuffix("_f32")
+    names = KERNEL_PARAMETERS[base]
+    assert len(args) == len(names), f"{base}: {len(args)} arguments for {len(names)} parameters {names}"
+    p = dict(zip(names, args, strict=True))
+    neurons, hidden = p["neurons"], p["hidden"]
+    adaptive, spiking, threshold = bool(p["adaptive"]), bool(p["spiking"]), p["threshold"]
+    zeros = torch.zeros(hidden)
+    alpha = p["alpha"]
+    beta, a, b = (p[name] if adaptive else zeros for name in ("beta", "adapt_a", "adapt_b"))
+    rows = neurons // hidden
+
+    def flat(tensor, t):
+        return tensor.view(-1, rows, hidden)[t]
+
+    def previous(t):
+        if t == 0:
+            w0 = p["w0"].view(rows, hidden) if adaptive else torch.zeros(rows, hidden)
+            return p["u0"].view(rows, hidden), w0, p["s0"].view(rows, hidden)
+        w_prev = flat(p["adaptation"], t - 1) if adaptive else torch.zeros(rows, hidden)
+        return flat(p["membrane"], t - 1), w_prev, flat(p["spikes"], t - 1)
+
+    def forward_step(t, drive):
+        u, w, s = previous(t)
+        if adaptive:
+            w = beta * w + a * u + b * s
+            drive = drive - w
+        u = alpha * (u - s) + (1 - alpha) * drive
+        s = (u - threshold > 0).float() if spiking else torch.zeros_like(u)
+        flat(p["spikes"], t).copy_(s)
+        flat(p["membrane"], t).copy_(u)
+        if adaptive:
+            flat(p["adaptation"], t).copy_(w)
+
+    def backward_step(t, drive, recurrent_grad, du, dw, partials):
+        u_prev, w_prev, s_prev = previous(t)
+        g_s = flat(p["grad_spikes"], t) if p["has_grad_spikes"] else 0
+        g_u = flat(p["grad_membrane"], t) if p["has_grad_membrane"] else 0
+        ds = g_s - alpha * du + b * dw + recurrent_grad
+        x = flat(p["membrane"], t) - threshold
+        window = ((x > -0.5) & (x <= 0.5)).float() if spiking else 0
+        new_du = g_u + window * ds + alpha * du + a * dw
+        new_dw = -(1 - alpha) * new_du + beta * dw if adaptive else torch.zeros_like(du)
+        w_t = flat(p["adaptation"], t) if adaptive else 0
+        flat(p["grad_current"], t).copy_((1 - alpha) * new_du)
+        partials[0] += new_du * ((u_prev - s_prev) - (drive - w_t))
+        partials[1:] += new_dw * torch.stack([w_prev, u_prev, s_prev])
+        return new_du, new_dw
+
+    if base == "sparch_scan_forward":
+        for t in range(p["steps"]):
+            forward_step(t, flat(p["current"], t).clone())
+    elif base == "sparch_step_forward":
+        t = p["t"]
+        forward_step(t, flat(p["current"], t) + flat(p["recurrent_current"], t))
+    else:
+        du, dw = p["delta_u"].view(rows, hidden), p["delta_w"].view(rows, hidden)
+        partials = p["partials"].view(4, rows, hidden)
+        if base == "sparch_scan_backward":
+            for t in reversed(range(p["steps"])):
+                du, dw = backward_step(t, flat(p["current"], t), 0, du, dw, partials)
+        else:
+            t = p["t"]
+            drive = flat(p["current"], t) + flat(p["recurrent_current"], t)
+            recurrent_grad = p["recurrent_grad"].view(rows, hidden) if p["has_recurrent_grad"] else 0
+            du, dw = backward_step(t, drive, recurrent_grad, du.clone(), dw.clone(), partials)
+        p["delta_u"].view(rows, hidden).copy_(du)
+        p["delta_w"].view(rows, hidden).copy_(dw)
+
+
+def test_kernel_signatures_were_read():
+    assert sorted(KERNEL_PARAMETERS) == [
+        "sparch_scan_backward",
+        "sparch_scan_forward",
+        "sparch_step_backward",
+        "sparch_step_forward",
+    ]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_orchestration_with_emulated_kernels(monkeypatch, variant):
+    """`SparchScanCuPy` on the CPU: float32 spikes and membranes bit-exact, all gradients as autograd's."""
+    monkeypatch.setattr(scan_module, "launch", _emulated_launch)
+    _, _, spiking = VARIANTS[variant]
+    tensors = _inputs(variant, steps=7, batch=2, hidden=5, dtype=torch.float32, seed=10 + len(variant))
+    grad_spikes, grad_membrane = torch.randn(7, 2, 5), torch.randn(7, 2, 5)
+    cupy_scan = scan_module.SparchScanCuPy.apply
+
+    def apply(current, alpha, u0, s0, beta, a, b, w0, recurrent, threshold, spiking):
+        return cupy_scan(current, alpha, u0, s0, beta, a, b, w0, recurrent, threshold, spiking)
+
+    spikes, membrane, got = _autograd(apply, tensors, spiking, grad_spikes, grad_membrane)
+    ref_spikes, ref_membrane, expected = _autograd(sparch_scan_reference, tensors, spiking, grad_spikes, grad_membrane)
+    assert torch.equal(spikes, ref_spikes) and torch.equal(membrane, ref_membrane)
+    for name, value in expected.items():
+        assert _relative_error(got[name], value) < 1e-5, f"d{name}: relative error {_relative_error(got[name], value)}"
+
+
+def test_invalid_inputs_are_named():
+    t = {k: v.detach() for k, v in _inputs("adlif", steps=3, batch=2, hidden=4).items()}
+    with pytest.raises(ValueError, match=r"current must be \[T, B, H\]"):
+        sparch_scan(t["current"][0], t["alpha"], t["u0"], t["s0"])
+    with pytest.raises(ValueError, match=r"alpha must be \[H\] = \[4\], got \(3,\)"):
+        sparch_scan(t["current"], t["alpha"][:3], t["u0"], t["s0"])
+    with pytest.raises(ValueError, match=r"s0 must be \[B, H\] = \[2, 4\]"):
+        sparch_scan(t["current"], t["alpha"], t["u0"], t["s0"].T)
+    with pytest.raises(ValueError, match="must be given together"):
+        sparch_scan(t["current"], t["alpha"], t["u0"], t["s0"], beta=t["beta"])
+    with pytest.raises(ValueError, match=r"recurrent must be \[H, H\] = \[4, 4\]"):
+        sparch_scan(t["current"], t["alpha"], t["u0"], t["s0"], recurrent=torch.zeros(4, 3, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------------------- GPU
+
+
+def _require_cupy():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    usable, reason = cupy_status()
+    if not usable:
+        pytest.skip(reason)
+
+
+TOLERANCE = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 5e-2}
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize(("steps", "batch", "hidden"), [(1, 1, 1), (37, 5, 129), (100, 16, 300)])
+def test_cupy_matches_reference(variant, dtype, steps, batch, hidden):
+    _require_cupy()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    _, _, spiking = VARIANTS[variant]
+    tensors = _inputs(variant, steps, batch, hidden, dtype=dtype, device="cuda", seed=steps + hidden)
+    g = torch.Generator().manual_seed(1)
+    grad_spikes = torch.randn(steps, batch, hidden, generator=g).to("cuda", dtype)
+    grad_membrane = torch.randn(steps, batch, hidden, generator=g).to("cuda", dtype)
+    spikes, membrane, got = _autograd(sparch_scan, tensors, spiking, grad_spikes, grad_membrane, backend="cupy")
+    ref_spikes, ref_membrane, expected = _autograd(
+        sparch_scan, tensors, spiking, grad_spikes, grad_membrane, backend="torch"
+    )
+    assert spikes.dtype == membrane.dtype == dtype
+    assert torch.equal(spikes, ref_spikes), f"{(spikes != ref_spikes).sum().item()} spikes differ"
+    assert torch.equal(membrane, ref_membrane)
+    for name, value in expected.items():
+        error = _relative_error(got[name], value)
+        assert error < TOLERANCE[dtype], f"d{name}: relative error {error:.3e}"
+
+
+@pytest.mark.cuda
+def test_cupy_forward_without_grad_and_auto_dispatch():
+    _require_cupy()
+    tensors = {k: v.detach() for k, v in _inputs("radlif", 20, 4, 64, dtype=torch.float32, device="cuda").items()}
+    auto = _run(sparch_scan, tensors, True)
+    reference = _run(sparch_scan, tensors, True, backend="torch")
+    assert all(torch.equal(x, y) for x, y in zip(auto, reference, strict=True))
