@@ -1,0 +1,473 @@
+"""StereoSpike (Rançon et al. 2021, arXiv 2109.13751): depth from stereo DVS events with a spiking U-Net.
+
+Layout (paper Fig. 2, reference code ``urancon/StereoSpike`` @ 6254fec):
+
+- encoder: 5 convs 5x5 without bias (strides 1, 2, 2, 2, 2; 32-64-128-256-512 channels), each followed by a neuron;
+- bottleneck: 2 SEW residual blocks (conv3x3 -> neuron -> conv3x3 -> neuron, then ADD the block input);
+- decoder: 4 stages of nearest upsampling to (h + 4, w + 4) and a valid 5x5 conv (no bias) + neuron; each stage's
+  spikes are *summed* with the encoder spikes of the same level (add4 .. add1) and the sum feeds the next stage;
+- heads: add_k is nearest-upsampled straight to (H + 2, W + 2) and a valid 3x3 conv *with* bias gives P_k [B, 1, H, W];
+- readout: one shared non-firing integrate-and-fire pool (threshold +inf) integrates P4, P3, P2, P1 in that order and is
+  read after each: depth4 = P4, depth3 = P4 + P3, depth2 = P4 + P3 + P2, depth1 = P4 + P3 + P2 + P1 (metres).
+
+The integrator is implemented as cumulative sums. That is exact, not an approximation: an IF neuron with threshold
++inf never fires (Θ(V - inf) = 0), so its hard reset V <- (1 - S) V + S V_reset is the identity, its charge
+V <- V + X starts from V = 0 after the reset, and the surrogate gradient at -inf is 0, so the backward pass is the
+identity too. With T > 1 windows every head is integrated over all T steps before it is read (the heads do not feed
+back, so the order of integration is free): depth_k = sum_t sum_{j >= k} P_j(t).
+
+All sizes are derived from the input: encoder maps are ceil(H / 2^i), each decoder stage upsamples to the size of its
+skip, the heads to the input size. Any H, W >= 1 runs; 260 x 346 (the DAVIS346 sensor) is what the paper uses.
+
+At T = 1 from a fresh state every IF layer computes S = Θ(W * x - 1) with Θ(0) = 1, which is what the paper (and
+the reference fixture) describes; with T > 1 the neurons integrate over the windows like any multi-step SNN.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional, neuron, surrogate
+from torch import nn
+
+from zoo.layers.firing import FiringRate, firing_rates
+from zoo.registry import TensorSpec, register_model
+
+__all__ = [
+    "NearestUpsampleConv",
+    "SEWBlock",
+    "StereoSpike",
+    "TensorDensity",
+    "stereospike",
+    "stereospike_ann",
+    "stereospike_monocular",
+]
+
+NeuronKind = Literal["if", "lif", "plif"]
+Activation = Literal["sigmoid", "tanh", "leaky_relu"]
+
+ENCODER_KERNEL = 5
+DECODER_KERNEL = 5
+HEAD_KERNEL = 3
+
+
+class TensorDensity(FiringRate):
+    """Identity that records the density of its input (fraction of non-zero entries, as the paper measures it).
+
+    Used on the integer-valued tensors (bottleneck output 0..3, skip sums add_k 0..2), where mean |s| would count
+    spikes rather than active sites. It also keeps ``energy`` = mean(s^2) / 2, the paper's spike penalty term for
+    that tensor (eq. 5), with autograd history. Both are 0-d device tensors: no host synchronisation.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.energy: torch.Tensor | None = None
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        self.rate = (spikes != 0).float().mean()
+        self.energy = spikes.pow(2).mean() / 2
+        return spikes
+
+
+def _fold_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+    """Apply a stateless per-frame `module` to every step of `x_seq` [T, B, ...]."""
+    out = module(x_seq.flatten(0, 1))
+    return out.unflatten(0, x_seq.shape[:2])
+
+
+class NearestUpsampleConv(nn.Module):
+    """Nearest upsampling to (h + k - 1, w + k - 1), then a valid k x k conv: output exactly (h, w).
+
+    The paper's alternative to transposed convs: no checkerboard artefacts and integer spike counts stay integer.
+    Upsampling uses PyTorch's legacy ``mode="nearest"`` (floor index), as the reference does.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """x: [N, C_in, h_in, w_in] -> [N, C_out, *size]."""
+        grown = (size[0] + self.kernel_size - 1, size[1] + self.kernel_size - 1)
+        return self.conv(F.interpolate(x, size=grown, mode="nearest"))
+
+
+class ScaledNeuron(nn.Module):
+    """Multiply the input current by a constant gain, then a multi-step neuron, then record its firing rate.
+
+    `gain` is the reference's ``MultiplyBy`` (1 for StereoSpike, 10 for its PLIF variants).
+    """
+
+    def __init__(self, node: nn.Module, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+        self.node = node
+        self.rate = FiringRate()
+
+    def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """current: [T, B, C, H, W] -> spikes of the same shape."""
+        if self.gain != 1.0:
+            current = current * self.gain
+        return self.rate(self.node(current))
+
+
+def _surrogate(name: Literal["atan", "sigmoid"]) -> nn.Module:
+    """spikingjelly surrogates at the alphas of the reference environment (spikingjelly 0.0.0.0.12)."""
+    return surrogate.ATan(alpha=2.0) if name == "atan" else surrogate.Sigmoid(alpha=4.0)
+
+
+def _neuron(kind: NeuronKind, tau: float, surrogate_name: Literal["atan", "sigmoid"]) -> nn.Module:
+    """A multi-step spikingjelly neuron with threshold 1, hard reset to 0 and a detached reset, as in the reference."""
+    common = {"v_threshold": 1.0, "v_reset": 0.0, "detach_reset": True, "step_mode": "m"}
+    if kind == "if":
+        return neuron.IFNode(surrogate_function=_surrogate(surrogate_name), **common)
+    if kind == "lif":
+        return neuron.LIFNode(tau=tau, decay_input=True, surrogate_function=_surrogate(surrogate_name), **common)
+    return neuron.ParametricLIFNode(init_tau=tau, decay_input=True, surrogate_function=_surrogate("sigmoid"), **common)
+
+
+class SpikingConv(nn.Module):
+    """Conv (no bias) -> gain -> neuron, on [T, B, C, H, W]."""
+
+    def __init__(self, conv: nn.Module, spiking: ScaledNeuron) -> None:
+        super().__init__()
+        self.conv = conv
+        self.neuron = spiking
+
+    def forward(self, x_seq: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """x_seq: [T, B, C_in, h, w] -> spikes [T, B, C_out, h', w'] (`size` only for upsampling convs)."""
+        if size is None:
+            current = _fold_time(self.conv, x_seq)
+        else:
+            current = self.conv(x_seq.flatten(0, 1), size).unflatten(0, x_seq.shape[:2])
+        return self.neuron(current)
+
+
+class AnalogConv(nn.Module):
+    """The equivalent ANN's layer: conv -> activation -> BatchNorm (BN after the activation, as the reference)."""
+
+    def __init__(self, conv: nn.Module, activation: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.conv = conv
+        self.activation = activation
+        self.norm = nn.BatchNorm2d(channels)
+
+    def forward(self, x_seq: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """x_seq: [T, B, C_in, h, w] -> [T, B, C_out, h', w'] (time folded into the batch)."""
+        frames = x_seq.flatten(0, 1)
+        out = self.conv(frames) if size is None else self.conv(frames, size)
+        return self.norm(self.activation(out)).unflatten(0, x_seq.shape[:2])
+
+
+class SEWBlock(nn.Module):
+    """Spike-element-wise residual block with ADD (Fang et al. 2021): out = layer2(layer1(x)) + x.
+
+    `layer1`/`layer2` are `SpikingConv` (SNN) or `AnalogConv` (the equivalent ANN's ResBlock).
+    """
+
+    def __init__(self, layer1: nn.Module, layer2: nn.Module) -> None:
+        super().__init__()
+        self.layer1 = layer1
+        self.layer2 = layer2
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """x_seq: [T, B, C, h, w] -> same shape (integer-valued for spiking inputs)."""
+        return self.layer2(self.layer1(x_seq)) + x_seq
+
+
+class DepthHead(nn.Module):
+    """Prediction layer: nearest upsampling straight to the input size + valid 3x3 conv with bias, times `gain`."""
+
+    def __init__(self, in_channels: int, gain: float) -> None:
+        super().__init__()
+        self.gain = gain
+        self.up = NearestUpsampleConv(in_channels, 1, HEAD_KERNEL, bias=True)
+
+    def forward(self, x_seq: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """x_seq: [T, B, C, h, w] -> current into the output integrator, summed over T: [B, 1, *size]."""
+        current = self.up(x_seq.flatten(0, 1), size).unflatten(0, x_seq.shape[:2])
+        if self.gain != 1.0:
+            current = current * self.gain
+        return current.sum(0)
+
+
+class StereoSpike(nn.Module):
+    """The StereoSpike U-Net with skip sums, four heads and the shared integrating readout.
+
+    The blocks are passed in (spiking or analog), so the SNN and its equivalent ANN share this forward.
+
+    Args:
+        encoder: 5 blocks, [T, B, C, H, W] -> [T, B, C_i, ceil(H / 2^i), ceil(W / 2^i)].
+        bottleneck: residual blocks on the deepest map.
+        decoder: 4 upsampling blocks (deconv4 .. deconv1), called with the size of their skip.
+        heads: 4 `DepthHead` (predict_depth4 .. predict_depth1).
+        spiking: whether to reset neuron state per forward and record densities of the integer tensors.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.ModuleList,
+        bottleneck: nn.Sequential,
+        decoder: nn.ModuleList,
+        heads: nn.ModuleList,
+        spiking: bool,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.bottleneck = bottleneck
+        self.decoder = decoder
+        self.heads = heads
+        self.spiking = spiking
+        if spiking:
+            self.bottleneck_density = TensorDensity()
+            self.skip_densities = nn.ModuleList(TensorDensity() for _ in decoder)
+        self.in_channels = encoder[0].conv.in_channels
+
+    def forward(
+        self, x: torch.Tensor, return_spikes: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: [B, T, C, H, W] event counts -> depths [B, 4, H, W] in metres.
+
+        Channel k of the output is the integrator read after head k: (depth4, depth3, depth2, depth1), the last
+        one being the final prediction. With `return_spikes`, also returns the bottleneck output and the skip sums
+        add4 .. add1, each [B, T, C, h, w] (integer-valued for the SNN).
+        """
+        if x.dim() != 5 or x.shape[2] != self.in_channels:
+            raise ValueError(
+                f"StereoSpike expects [B, T, {self.in_channels}, H, W] event counts (T = 1 for the paper; add the "
+                f"axis with x.unsqueeze(1)), got shape {tuple(x.shape)}"
+            )
+        if self.spiking:
+            functional.reset_net(self)
+        size = (x.shape[-2], x.shape[-1])
+        h = x.transpose(0, 1)
+        skips = []
+        for block in self.encoder:
+            h = block(h)
+            skips.append(h)
+        h = self.bottleneck(h)
+        if self.spiking:
+            h = self.bottleneck_density(h)
+        spikes = [h]
+        depth = None
+        depths = []
+        for stage, (deconv, head) in enumerate(zip(self.decoder, self.heads, strict=True)):
+            skip = skips[-2 - stage]
+            h = deconv(h, (skip.shape[-2], skip.shape[-1])) + skip
+            if self.spiking:
+                h = self.skip_densities[stage](h)
+            spikes.append(h)
+            current = head(h, size)
+            depth = current if depth is None else depth + current
+            depths.append(depth)
+        out = torch.cat(depths, dim=1)
+        if return_spikes:
+            return out, [s.transpose(0, 1) for s in spikes]
+        return out
+
+    def firing_rates(self) -> dict[str, torch.Tensor]:
+        """Density of every spiking layer and integer tensor of the last forward (0-d device tensors, no sync)."""
+        return firing_rates(self)
+
+    def spike_penalty(self) -> torch.Tensor:
+        """Paper eq. 5: sum over bottleneck output and add4..add1 of mean(s^2) / 2, from the last forward."""
+        if not self.spiking:
+            raise RuntimeError("spike_penalty() needs a spiking StereoSpike (the ANN variant has no spikes)")
+        recorders = [self.bottleneck_density, *self.skip_densities]
+        if any(recorder.energy is None for recorder in recorders):
+            raise RuntimeError("spike_penalty() is read after a forward pass")
+        return torch.stack([recorder.energy for recorder in recorders]).sum()
+
+
+def _spiking_stereospike(
+    in_channels: int,
+    widths: tuple[int, ...],
+    num_sew_blocks: int,
+    neuron_kind: NeuronKind,
+    sew_neuron: Literal["if", "plif"],
+    sew_surrogate: Literal["atan", "sigmoid"],
+    tau: float,
+    gain: float,
+) -> StereoSpike:
+    def scaled(kind: NeuronKind, surrogate_name: Literal["atan", "sigmoid"]) -> ScaledNeuron:
+        return ScaledNeuron(_neuron(kind, tau, surrogate_name), gain)
+
+    channels = (in_channels, *widths)
+    encoder = nn.ModuleList(
+        SpikingConv(
+            nn.Conv2d(
+                channels[i], channels[i + 1], ENCODER_KERNEL, 1 if i == 0 else 2, ENCODER_KERNEL // 2, bias=False
+            ),
+            scaled(neuron_kind, "atan"),
+        )
+        for i in range(len(widths))
+    )
+    deepest = widths[-1]
+    bottleneck = nn.Sequential(
+        *(
+            SEWBlock(
+                SpikingConv(nn.Conv2d(deepest, deepest, 3, 1, 1, bias=False), scaled(sew_neuron, sew_surrogate)),
+                SpikingConv(nn.Conv2d(deepest, deepest, 3, 1, 1, bias=False), scaled(sew_neuron, sew_surrogate)),
+            )
+            for _ in range(num_sew_blocks)
+        )
+    )
+    levels = list(reversed(range(len(widths) - 1)))
+    decoder = nn.ModuleList(
+        SpikingConv(
+            NearestUpsampleConv(widths[i + 1], widths[i], DECODER_KERNEL, bias=False), scaled(neuron_kind, "atan")
+        )
+        for i in levels
+    )
+    heads = nn.ModuleList(DepthHead(widths[i], gain) for i in levels)
+    return StereoSpike(encoder, bottleneck, decoder, heads, spiking=True)
+
+
+def _analog_stereospike(
+    in_channels: int, widths: tuple[int, ...], num_res_blocks: int, activation: Activation
+) -> StereoSpike:
+    shared = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": lambda: nn.LeakyReLU(0.1)}[activation]()
+    channels = (in_channels, *widths)
+    encoder = nn.ModuleList(
+        AnalogConv(
+            nn.Conv2d(channels[i], channels[i + 1], ENCODER_KERNEL, 1 if i == 0 else 2, ENCODER_KERNEL // 2, bias=True),
+            shared,
+            channels[i + 1],
+        )
+        for i in range(len(widths))
+    )
+    deepest = widths[-1]
+    bottleneck = nn.Sequential(
+        *(
+            SEWBlock(
+                AnalogConv(nn.Conv2d(deepest, deepest, 3, 1, 1, bias=True), shared, deepest),
+                AnalogConv(nn.Conv2d(deepest, deepest, 3, 1, 1, bias=True), shared, deepest),
+            )
+            for _ in range(num_res_blocks)
+        )
+    )
+    levels = list(reversed(range(len(widths) - 1)))
+    decoder = nn.ModuleList(
+        AnalogConv(NearestUpsampleConv(widths[i + 1], widths[i], DECODER_KERNEL, bias=False), shared, widths[i])
+        for i in levels
+    )
+    heads = nn.ModuleList(DepthHead(widths[i], 1.0) for i in levels)
+    return StereoSpike(encoder, bottleneck, decoder, heads, spiking=False)
+
+
+_PAPER = "StereoSpike: Depth Learning with a Spiking Neural Network (Rançon et al., 2021)"
+_CITATION = (
+    "@article{rancon2021stereospike, title={StereoSpike: Depth Learning with a Spiking Neural Network}, "
+    "author={Ran{\\c{c}}on, Ulysse and Cuadrado-Anibarro, Javier and Cottereau, Benoit R. and Masquelier, "
+    "Timoth{\\'e}e}, journal={arXiv preprint arXiv:2109.13751}, year={2021}}"
+)
+_AXES = {
+    "B": "batch",
+    "T": "sub-windows of the 50 ms window before a depth timestamp (1 in the paper)",
+    "H": "sensor rows (260 for MVSEC's DAVIS346)",
+    "W": "sensor columns (346)",
+}
+_OUTPUTS = TensorSpec(
+    shape=("B", 4, "H", "W"),
+    axes=_AXES,
+    description=(
+        "depth in metres: the shared integrating output neurons read after each head, channels (depth4, depth3, "
+        "depth2, depth1) = cumulative sums P4, P4+P3, P4+P3+P2, P4+P3+P2+P1; the last channel is the prediction. "
+        "forward(x, return_spikes=True) also returns [bottleneck, add4, add3, add2, add1] as [B, T, C, h, w]"
+    ),
+)
+
+
+def _inputs(channels: int, meaning: str) -> TensorSpec:
+    return TensorSpec(
+        shape=("B", "T", channels, "H", "W"),
+        axes=_AXES,
+        description=f"raw event counts per pixel and polarity (not normalised); channels: {meaning}",
+    )
+
+
+@register_model(
+    "stereospike",
+    family="stereospike",
+    paper=_PAPER,
+    citation=_CITATION,
+    inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
+    outputs=_OUTPUTS,
+)
+def stereospike(
+    in_channels: int = 4,
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512),
+    num_sew_blocks: int = 2,
+    neuron_kind: NeuronKind = "if",
+    sew_neuron: Literal["if", "plif"] = "if",
+    sew_surrogate: Literal["atan", "sigmoid"] = "sigmoid",
+    tau: float = 3.0,
+    gain: float = 1.0,
+) -> StereoSpike:
+    """Binocular StereoSpike as in paper v2 (18,148,708 parameters).
+
+    IF neurons with the ATan surrogate (alpha 2) everywhere except in the SEW blocks, which keep spikingjelly's default
+    Sigmoid surrogate (alpha 4) as the reference does (`sew_surrogate="atan"` switches that quirk off; the forward pass
+    is the same either way). `neuron_kind="plif", sew_neuron="plif", gain=10.0` (tau 3) is the reference's PLIF "Matt"
+    class (18,148,721 parameters); `tau` only matters for LIF/PLIF (init tau of PLIF).
+    """
+    return _spiking_stereospike(in_channels, widths, num_sew_blocks, neuron_kind, sew_neuron, sew_surrogate, tau, gain)
+
+
+@register_model(
+    "stereospike-monocular",
+    family="stereospike",
+    paper=_PAPER,
+    citation=_CITATION,
+    inputs=_inputs(2, "ON, OFF of the left camera"),
+    outputs=_OUTPUTS,
+)
+def stereospike_monocular(
+    in_channels: int = 2,
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512),
+    num_sew_blocks: int = 2,
+    neuron_kind: NeuronKind = "plif",
+    sew_neuron: Literal["if", "plif"] = "plif",
+    sew_surrogate: Literal["atan", "sigmoid"] = "sigmoid",
+    tau: float = 3.0,
+    gain: float = 10.0,
+) -> StereoSpike:
+    """Monocular StereoSpike: the reference's monocular class with the arguments of its "Matt" line (18,147,121 params).
+
+    PLIF neurons (init tau 3, Sigmoid surrogate) with a x10 input gain everywhere, SEW blocks included (the reference
+    class always uses PLIF there). `neuron_kind="lif", tau=10.0, gain=1.0` gives the class's constructor defaults
+    (LIF tau 10 with ATan, PLIF SEW blocks; 18,147,112 parameters); `neuron_kind="if", sew_neuron="if", gain=1.0`
+    gives the IF network the paper describes.
+    """
+    return _spiking_stereospike(in_channels, widths, num_sew_blocks, neuron_kind, sew_neuron, sew_surrogate, tau, gain)
+
+
+@register_model(
+    "stereospike-ann",
+    family="stereospike",
+    paper=_PAPER,
+    citation=_CITATION,
+    inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
+    outputs=TensorSpec(
+        shape=("B", 4, "H", "W"),
+        axes=_AXES,
+        description="depth in metres: cumulative head sums (depth4, depth3, depth2, depth1), last = prediction",
+    ),
+)
+def stereospike_ann(
+    in_channels: int = 4,
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512),
+    num_res_blocks: int = 2,
+    activation: Activation = "sigmoid",
+) -> StereoSpike:
+    """The paper's "equivalent ANN" (Table 4; 18,158,788 parameters).
+
+    Same topology, conv biases in the encoder and residual blocks, conv -> activation -> BatchNorm in every layer, and
+    one activation module shared by all layers (Sigmoid by default as in the reference's train.py; the paper also
+    reports Tanh and LeakyReLU(0.1)). Same integrating readout. With T > 1 the frames are processed independently and
+    the heads integrated over T.
+    """
+    return _analog_stereospike(in_channels, widths, num_res_blocks, activation)
