@@ -3,3 +3,4 @@
 Each module registers its converters with `zoo.convert.register_converter` and adds one import line here.
 """
 from zoo.converters import stereospike  # noqa: F401
+from zoo.converters import sparch  # noqa: F401

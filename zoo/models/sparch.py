@@ -1,0 +1,532 @@
+"""sparch speech models (idiap/sparch; Bittar & Garner 2022): spiking LIF/RLIF/adLIF/RadLIF and ANN baselines.
+
+Design note: sparch.md. Every model is ``[hidden layer] * num_hidden_layers + readout``; sparch's
+``--nb_layers`` counts the readout, so its default ``--nb_layers 3`` is ``num_hidden_layers=2`` here.
+Inputs are batch-first (B, T, F) as the datasets yield them; inside, everything is time-first [T, B, ...].
+
+A hidden layer (spiking or not):
+1. bidirectional: x and its time-flipped copy are stacked on the batch axis (B' = 2B) and share every weight;
+2. I = W x for all steps at once (no bias by default);
+3. normalisation of I before the dynamics: BatchNorm1d(momentum=0.05) over the B'*T rows, LayerNorm over
+   the features, or none;
+4. the neuron recurrence over time (`zoo.kernels.sparch_scan`, or the ANN cells);
+5. bidirectional: the second half is flipped back in time and concatenated on the features (2H wide);
+6. dropout on the outputs.
+
+Spiking layers draw their initial states u, [w], s ~ U[0, 1) with `torch.rand` in every forward, in the
+original's order (per layer u, [w], s, then the readout's u) and shapes, on the input's device: with
+``torch.manual_seed(2)`` right before a CPU forward the draws are bit-identical to sparch's (which draws on
+the CPU and copies to the GPU; on CUDA ours come from the CUDA generator, with the same distribution).
+``initial_state="zeros"`` starts from zero states instead (deterministic evaluation).
+
+The SNN readout is a non-spiking leaky integrator u_t = alpha u_{t-1} + (1 - alpha) I_t whose output is
+sum_t softmax_classes(u_t) (probabilities summed over time, not logits; sparch trains it with
+CrossEntropyLoss, i.e. a second softmax on top). The ANN readout is sum_t softmax over the hidden features,
+then a Linear map to the classes and normalisation of the class scores.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from zoo.kernels import sparch_scan
+from zoo.layers.firing import FiringRate, firing_rates
+from zoo.registry import TensorSpec, register_model
+
+__all__ = [
+    "DATASET_PRESETS",
+    "SparchANN",
+    "SparchANNLayer",
+    "SparchANNReadout",
+    "SparchReadout",
+    "SparchSNN",
+    "SparchSpikingLayer",
+]
+
+Neuron = Literal["lif", "rlif", "adlif", "radlif"]
+Cell = Literal["mlp", "rnn", "ligru", "gru"]
+Normalization = Literal["batchnorm", "layernorm", "none"]
+Dataset = Literal["shd", "ssc", "hd", "sc"]
+InitialState = Literal["random", "zeros"]
+
+DATASET_PRESETS: dict[str, tuple[int, int]] = {"shd": (700, 20), "ssc": (700, 35), "hd": (40, 20), "sc": (40, 35)}
+"""(input features, classes): SHD/SSC 700 spike-count channels, HD/SC 40 log-mel filterbank features."""
+
+ALPHA_RANGE = (math.exp(-1 / 5), math.exp(-1 / 25))
+"""Membrane leak range (tau_u in [5, 25] steps): initialisation and forward clamp."""
+BETA_RANGE = (math.exp(-1 / 30), math.exp(-1 / 120))
+"""Adaptation leak range (tau_w in [30, 120] steps)."""
+A_RANGE = (-1.0, 1.0)
+"""Subthreshold coupling a."""
+B_RANGE = (0.0, 2.0)
+"""Spike-triggered adaptation b."""
+
+BATCHNORM_MOMENTUM = 0.05
+
+
+class SequenceBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over the last axis of [..., H], with statistics over all other axes (batch and time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
+
+
+def make_norm(normalization: Normalization, features: int) -> nn.Module:
+    """The normalisation sparch applies to W x: BatchNorm1d(momentum 0.05), LayerNorm, or none."""
+    if normalization == "batchnorm":
+        return SequenceBatchNorm(features, momentum=BATCHNORM_MOMENTUM)
+    if normalization == "layernorm":
+        return nn.LayerNorm(features)
+    if normalization == "none":
+        return nn.Identity()
+    raise ValueError(f"normalization must be 'batchnorm', 'layernorm' or 'none', got {normalization!r}")
+
+
+def _uniform_parameter(size: int, bounds: tuple[float, float]) -> nn.Parameter:
+    return nn.Parameter(torch.empty(size).uniform_(*bounds))
+
+
+def _stack_directions(x: torch.Tensor) -> torch.Tensor:
+    """[T, B, F] -> [T, 2B, F]: the sequence and its time-reversed copy on the batch axis."""
+    return torch.cat([x, x.flip(0)], dim=1)
+
+
+def _merge_directions(y: torch.Tensor, batch: int) -> torch.Tensor:
+    """[T, 2B, H] -> [T, B, 2H]: the reversed half is flipped back in time and put beside the forward half."""
+    forward, backward = y.split(batch, dim=1)
+    return torch.cat([forward, backward.flip(0)], dim=2)
+
+
+def _check_sequence(x: torch.Tensor, features: int, model: str) -> torch.Tensor:
+    """(B, T, F) or (B, T, F1, F2) with F = F1*F2 -> (B, T, F); anything else is an error naming the shape."""
+    if x.dim() == 4:
+        x = x.flatten(2)
+    if x.dim() != 3 or x.shape[2] != features:
+        raise ValueError(f"{model}: expected input (B, T, {features}) (batch, time, features), got {tuple(x.shape)}")
+    if x.shape[1] == 0:
+        raise ValueError(f"{model}: input has T = 0 time steps")
+    return x
+
+
+class SparchSpikingLayer(nn.Module):
+    """One sparch hidden layer of LIF, RLIF, adLIF or RadLIF neurons: [T, B, F] -> spikes [T, B, H (2H bidir)].
+
+    Parameters (sparch names): ``alpha`` [H], for adaptive neurons ``beta``, ``a``, ``b`` [H] (each drawn
+    uniformly over its clamp range and clamped in every forward), ``input`` = W (Linear F -> H), for
+    recurrent neurons ``recurrent`` = V (H x H, orthogonal init, used as s @ V with its diagonal zeroed),
+    ``norm``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        neuron: Neuron,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        bias: bool = False,
+        threshold: float = 1.0,
+        initial_state: InitialState = "random",
+    ) -> None:
+        super().__init__()
+        if neuron not in ("lif", "rlif", "adlif", "radlif"):
+            raise ValueError(f"neuron must be 'lif', 'rlif', 'adlif' or 'radlif', got {neuron!r}")
+        if initial_state not in ("random", "zeros"):
+            raise ValueError(f"initial_state must be 'random' or 'zeros', got {initial_state!r}")
+        self.neuron = neuron
+        self.hidden_size = hidden_size
+        self.bidirectional = bidirectional
+        self.threshold = threshold
+        self.initial_state = initial_state
+        self.adaptive = neuron in ("adlif", "radlif")
+        self.input = nn.Linear(input_size, hidden_size, bias=bias)
+        self.recurrent = None
+        if neuron in ("rlif", "radlif"):
+            self.recurrent = nn.Linear(hidden_size, hidden_size, bias=False)
+            nn.init.orthogonal_(self.recurrent.weight)
+        self.alpha = _uniform_parameter(hidden_size, ALPHA_RANGE)
+        if self.adaptive:
+            self.beta = _uniform_parameter(hidden_size, BETA_RANGE)
+            self.a = _uniform_parameter(hidden_size, A_RANGE)
+            self.b = _uniform_parameter(hidden_size, B_RANGE)
+        self.norm = make_norm(normalization, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.firing = FiringRate()
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def _initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        shape = (batch, self.hidden_size)
+        if self.initial_state == "zeros":
+            return torch.zeros(shape, device=like.device)
+        return torch.rand(shape, device=like.device)
+
+    def recurrent_matrix(self) -> torch.Tensor:
+        """V~ = V with its diagonal zeroed (no self-connections), [H, H]; the recurrent term is s @ V~."""
+        weight = self.recurrent.weight
+        diagonal = torch.eye(self.hidden_size, dtype=torch.bool, device=weight.device)
+        return weight.masked_fill(diagonal, 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, F] input (spike counts or features) -> spikes [T, B, H] (or [T, B, 2H] bidirectional)."""
+        batch = x.shape[1]
+        if self.bidirectional:
+            x = _stack_directions(x)
+        current = self.norm(self.input(x))
+        u0 = self._initial_state(current.shape[1], current)
+        adaptation = {}
+        if self.adaptive:
+            w0 = self._initial_state(current.shape[1], current)
+            adaptation = {
+                "beta": self.beta.clamp(*BETA_RANGE),
+                "a": self.a.clamp(*A_RANGE),
+                "b": self.b.clamp(*B_RANGE),
+                "w0": w0,
+            }
+        s0 = self._initial_state(current.shape[1], current)
+        recurrent = None if self.recurrent is None else self.recurrent_matrix()
+        spikes, _ = sparch_scan(
+            current, self.alpha.clamp(*ALPHA_RANGE), u0, s0, **adaptation, recurrent=recurrent, threshold=self.threshold
+        )
+        if self.bidirectional:
+            spikes = _merge_directions(spikes, batch)
+        return self.firing(self.dropout(spikes))
+
+
+class SparchReadout(nn.Module):
+    """sparch's SNN readout: leaky integrator of norm(W x), output sum_t softmax_classes(u_t), [T, B, F] -> [B, C].
+
+    Parameters: ``alpha`` [C] (clamped like the hidden layers), ``input`` = W, ``norm``. No dropout (sparch
+    builds one here but never applies it).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        num_classes: int,
+        normalization: Normalization = "batchnorm",
+        bias: bool = False,
+        initial_state: InitialState = "random",
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.initial_state = initial_state
+        self.input = nn.Linear(input_size, num_classes, bias=bias)
+        self.alpha = _uniform_parameter(num_classes, ALPHA_RANGE)
+        self.norm = make_norm(normalization, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, F] hidden spikes -> [B, C] class probabilities summed over time (values in [0, T])."""
+        current = self.norm(self.input(x))
+        shape = (current.shape[1], self.num_classes)
+        zeros = torch.zeros(shape, device=current.device)
+        u0 = zeros if self.initial_state == "zeros" else torch.rand(shape, device=current.device)
+        _, membrane = sparch_scan(current, self.alpha.clamp(*ALPHA_RANGE), u0, zeros, spiking=False)
+        return membrane.softmax(dim=-1).sum(0)
+
+
+class SparchSNN(nn.Module):
+    """sparch spiking network: `num_hidden_layers` LIF/RLIF/adLIF/RadLIF layers and the leaky readout.
+
+    Forward: x (B, T, F) -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns them: scores =
+    sum over time of per-step class probabilities; neuron_rates = every hidden neuron's mean spike count over
+    batch and time, after dropout (what sparch's optional firing-rate regulariser uses). `firing_rates()` gives
+    the per-layer means of the last forward as 0-d device tensors (no host synchronisation).
+    """
+
+    def __init__(
+        self,
+        neuron: Neuron,
+        input_size: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 2,
+        bidirectional: bool = False,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.1,
+        bias: bool = False,
+        threshold: float = 1.0,
+        initial_state: InitialState = "random",
+    ) -> None:
+        super().__init__()
+        if num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
+        self.input_size = input_size
+        layers = []
+        features = input_size
+        for _ in range(num_hidden_layers):
+            layer = SparchSpikingLayer(
+                features, hidden_size, neuron, normalization, dropout, bidirectional, bias, threshold, initial_state
+            )
+            layers.append(layer)
+            features = layer.output_size
+        self.layers = nn.ModuleList(layers)
+        self.readout = SparchReadout(features, num_classes, normalization, bias, initial_state)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = _check_sequence(x, self.input_size, type(self).__name__).transpose(0, 1)
+        rates = []
+        for layer in self.layers:
+            h = layer(h)
+            rates.append(h.mean(dim=(0, 1)))
+        return self.readout(h), torch.cat(rates)
+
+    def firing_rates(self) -> dict[str, torch.Tensor]:
+        """Mean spike count per neuron-step of each hidden layer in the last forward, {name: 0-d tensor}."""
+        return firing_rates(self)
+
+
+class SparchANNLayer(nn.Module):
+    """One sparch ANN hidden layer, [T, B, F] -> [T, B, H (2H bidir)], zero initial state.
+
+    - mlp:   y_t = sigmoid(n(W x)_t)
+    - rnn:   y_t = sigmoid(n(W x)_t + V y_{t-1})
+    - ligru: z_t = sigmoid(n_z(W_z x)_t + V_z y_{t-1}); c_t = relu(n(W x)_t + V y_{t-1});
+             y_t = z_t y_{t-1} + (1 - z_t) c_t
+    - gru:   z_t, r_t = sigmoid(n_z/r(W_z/r x)_t + V_z/r y_{t-1}); c_t = tanh(n(W x)_t + V (r_t y_{t-1}));
+             y_t = z_t y_{t-1} + (1 - z_t) c_t
+    with n = normalisation and V y = y @ V^T (`nn.Linear`, orthogonal init). Names: ``input`` = W,
+    ``recurrent`` = V, ``input_z``/``recurrent_z``/``norm_z`` and ``input_r``/``recurrent_r``/``norm_r``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        cell: Cell,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if cell not in ("mlp", "rnn", "ligru", "gru"):
+            raise ValueError(f"cell must be 'mlp', 'rnn', 'ligru' or 'gru', got {cell!r}")
+        if cell == "mlp" and bidirectional:
+            raise ValueError("the sparch MLP has no recurrence, so it cannot be bidirectional")
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.bidirectional = bidirectional
+        gates = {"mlp": (), "rnn": (), "ligru": ("z",), "gru": ("z", "r")}[cell]
+        self.input = nn.Linear(input_size, hidden_size, bias=bias)
+        self.recurrent = None if cell == "mlp" else self._recurrent_linear(hidden_size)
+        self.norm = make_norm(normalization, hidden_size)
+        for gate in gates:
+            setattr(self, f"input_{gate}", nn.Linear(input_size, hidden_size, bias=bias))
+            setattr(self, f"recurrent_{gate}", self._recurrent_linear(hidden_size))
+            setattr(self, f"norm_{gate}", make_norm(normalization, hidden_size))
+        self.dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _recurrent_linear(hidden_size: int) -> nn.Linear:
+        linear = nn.Linear(hidden_size, hidden_size, bias=False)
+        nn.init.orthogonal_(linear.weight)
+        return linear
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [T, B, F] -> activations [T, B, H] (or [T, B, 2H] bidirectional)."""
+        batch = x.shape[1]
+        if self.bidirectional:
+            x = _stack_directions(x)
+        candidate = self.norm(self.input(x))
+        if self.cell == "mlp":
+            y = torch.sigmoid(candidate)
+        else:
+            y = self._recur(x, candidate)
+        if self.bidirectional:
+            y = _merge_directions(y, batch)
+        return self.dropout(y)
+
+    def _recur(self, x: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+        update = self.norm_z(self.input_z(x)) if self.cell in ("ligru", "gru") else None
+        reset = self.norm_r(self.input_r(x)) if self.cell == "gru" else None
+        y = candidate.new_zeros(candidate.shape[1:])
+        outputs = []
+        for t in range(candidate.shape[0]):
+            if self.cell == "rnn":
+                y = torch.sigmoid(candidate[t] + self.recurrent(y))
+            elif self.cell == "ligru":
+                z = torch.sigmoid(update[t] + self.recurrent_z(y))
+                c = torch.relu(candidate[t] + self.recurrent(y))
+                y = z * y + (1 - z) * c
+            else:
+                z = torch.sigmoid(update[t] + self.recurrent_z(y))
+                r = torch.sigmoid(reset[t] + self.recurrent_r(y))
+                c = torch.tanh(candidate[t] + self.recurrent(r * y))
+                y = z * y + (1 - z) * c
+            outputs.append(y)
+        return torch.stack(outputs)
+
+
+class SparchANNReadout(nn.Module):
+    """sparch's ANN readout: norm(W sum_t softmax_features(h_t)), [T, B, F] -> [B, C] (``input`` = W, ``norm``)."""
+
+    def __init__(
+        self, input_size: int, num_classes: int, normalization: Normalization = "batchnorm", bias: bool = False
+    ) -> None:
+        super().__init__()
+        self.input = nn.Linear(input_size, num_classes, bias=bias)
+        self.norm = make_norm(normalization, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.input(x.softmax(dim=-1).sum(0)))
+
+
+class SparchANN(nn.Module):
+    """sparch ANN baseline (MLP, RNN, LiGRU or GRU hidden layers and the ANN readout): (B, T, F) -> scores (B, C).
+
+    The original returns (scores, None); the None carries nothing, so this returns the scores alone.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 2,
+        bidirectional: bool = False,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
+        self.input_size = input_size
+        layers = []
+        features = input_size
+        for _ in range(num_hidden_layers):
+            layer = SparchANNLayer(features, hidden_size, cell, normalization, dropout, bidirectional, bias)
+            layers.append(layer)
+            features = layer.output_size
+        self.layers = nn.ModuleList(layers)
+        self.readout = SparchANNReadout(features, num_classes, normalization, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = _check_sequence(x, self.input_size, type(self).__name__).transpose(0, 1)
+        for layer in self.layers:
+            h = layer(h)
+        return self.readout(h)
+
+
+PAPER = "Bittar & Garner 2022, A surrogate gradient spiking baseline for speech command recognition"
+CITATION = (
+    "@article{bittar2022surrogate, title={A surrogate gradient spiking baseline for speech command recognition}, "
+    "author={Bittar, Alexandre and Garner, Philip N.}, journal={Frontiers in Neuroscience}, volume={16}, "
+    "pages={865897}, year={2022}, doi={10.3389/fnins.2022.865897}}"
+)
+INPUTS = TensorSpec(
+    shape=("B", "T", "F"),
+    axes={
+        "B": "batch",
+        "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
+        "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
+    },
+    description="spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC)",
+)
+SNN_OUTPUTS = TensorSpec(
+    shape=("B", "C"),
+    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
+    description=(
+        "first item of (scores, neuron_rates): sum over time of per-step class probabilities of the leaky readout "
+        "(in [0, T]; sparch applies CrossEntropyLoss on top); neuron_rates = per-neuron mean spikes of all hidden "
+        "layers"
+    ),
+)
+ANN_OUTPUTS = TensorSpec(
+    shape=("B", "C"),
+    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
+    description="class scores: norm(W sum_t softmax_features(h_t)) (sparch applies CrossEntropyLoss on top)",
+)
+
+
+def _preset(dataset: Dataset, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
+    if dataset not in DATASET_PRESETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASET_PRESETS)}, got {dataset!r}")
+    preset_inputs, preset_classes = DATASET_PRESETS[dataset]
+    return (preset_inputs if input_size is None else input_size, preset_classes if num_classes is None else num_classes)
+
+
+def _snn_builder(neuron: Neuron, label: str):
+    def builder(
+        dataset: Dataset = "shd",
+        input_size: int | None = None,
+        num_classes: int | None = None,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 2,
+        bidirectional: bool = False,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.1,
+        bias: bool = False,
+        threshold: float = 1.0,
+        initial_state: InitialState = "random",
+    ) -> SparchSNN:
+        inputs, classes = _preset(dataset, input_size, num_classes)
+        return SparchSNN(
+            neuron, inputs, classes, hidden_size, num_hidden_layers, bidirectional, normalization, dropout, bias,
+            threshold, initial_state,
+        )
+
+    builder.__name__ = builder.__qualname__ = f"sparch_{neuron}"
+    builder.__doc__ = (
+        f"sparch {label} network (sparch defaults: 2 hidden layers of 128, batchnorm, dropout 0.1, no bias).\n\n"
+        "`dataset` presets the input size and classes (shd/ssc: 700 inputs, hd/sc: 40; shd/hd: 20 classes, "
+        "ssc/sc: 35); `input_size` / `num_classes` override them. `initial_state`: 'random' (U[0,1) in every "
+        "forward, as the original) or 'zeros'."
+    )
+    return builder
+
+
+def _ann_builder(cell: Cell, label: str):
+    def builder(
+        dataset: Dataset = "shd",
+        input_size: int | None = None,
+        num_classes: int | None = None,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 2,
+        bidirectional: bool = False,
+        normalization: Normalization = "batchnorm",
+        dropout: float = 0.1,
+        bias: bool = False,
+    ) -> SparchANN:
+        inputs, classes = _preset(dataset, input_size, num_classes)
+        return SparchANN(
+            cell, inputs, classes, hidden_size, num_hidden_layers, bidirectional, normalization, dropout, bias
+        )
+
+    builder.__name__ = builder.__qualname__ = f"sparch_{cell}"
+    builder.__doc__ = (
+        f"sparch {label} baseline (sparch defaults: 2 hidden layers of 128, batchnorm, dropout 0.1, no bias).\n\n"
+        "`dataset` presets the input size and classes as for the spiking models."
+    )
+    return builder
+
+
+SNN_VARIANTS: dict[Neuron, str] = {
+    "lif": "LIF",
+    "rlif": "recurrent LIF (RLIF)",
+    "adlif": "adaptive LIF (adLIF)",
+    "radlif": "recurrent adaptive LIF (RadLIF)",
+}
+ANN_VARIANTS: dict[Cell, str] = {"mlp": "MLP", "rnn": "sigmoid RNN", "ligru": "light GRU (LiGRU)", "gru": "GRU"}
+
+for _neuron, _label in SNN_VARIANTS.items():
+    register_model(
+        f"sparch-{_neuron}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=SNN_OUTPUTS
+    )(_snn_builder(_neuron, _label))
+for _cell, _label in ANN_VARIANTS.items():
+    register_model(
+        f"sparch-{_cell}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=ANN_OUTPUTS
+    )(_ann_builder(_cell, _label))
