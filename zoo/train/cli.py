@@ -8,7 +8,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from zoo.train.config import OVERRIDE_GROUPS, RunConfig
+from zoo.train.config import DEFAULT_WORKERS, OVERRIDE_GROUPS, RunConfig
 from zoo.train.engine import run
 from zoo.train.errors import ConfigError
 from zoo.train.plugins import load_plugin
@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--deterministic", action="store_true", help="use deterministic algorithms only")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--workers", type=int, default=4, help="data-loader workers per process (default 4)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"data-loader workers per process (default {DEFAULT_WORKERS})",
+    )
     parser.add_argument("--epochs", type=int, help="shortcut for epochs=N")
     parser.add_argument(
         "--stop-after",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ OVERRIDE_GROUPS = {
     "optim": "optimizer_options",
 }
 SPLITS = ("train", "val", "test")
+DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 AMP_DTYPES = ("bfloat16", "float16")
 
 
@@ -62,7 +64,7 @@ class RunConfig:
         seed: seeds model initialisation, shuffling and augmentation.
         deterministic: deterministic algorithms only (`torch.use_deterministic_algorithms`, no cuDNN autotuning).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` (under torchrun: ``cuda:LOCAL_RANK``).
-        workers: data-loader worker processes per training process.
+        workers: data-loader worker processes per training process (default: min(4, CPU cores)).
         epochs: shortcut for the ``epochs`` override.
         stop_after_epochs: end this invocation once that many epochs are complete, keeping the schedule of the
             full run (for time-limited jobs; continue with `resume`).
@@ -82,7 +84,7 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
-    workers: int = 4
+    workers: int = DEFAULT_WORKERS
     epochs: int | None = None
     stop_after_epochs: int | None = None
     plugins: Sequence[str] = ()

@@ -6,6 +6,9 @@ per-process batches of ``batch_size / W``. Step k of a W-process run therefore s
 k of a one-process run with the same global batch, and a resumed run sees the same order as an uninterrupted
 one. Evaluation splits the set without padding (process r takes indices r, r + W, ...), so every sample is
 counted once.
+
+A dataset with a ``collate_fn`` attribute (e.g. padding variable-length sequences) is batched with it; others
+with PyTorch's default collation.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def training_loader(
         num_workers=workers,
         pin_memory=pin_memory,
         drop_last=recipe.drop_last,
+        collate_fn=getattr(dataset, "collate_fn", None),
     )
     return loader, sampler
 
@@ -118,4 +122,5 @@ def evaluation_loader(dataset: Dataset, batch_size: int, world: World, workers: 
         num_workers=workers,
         pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(0),
+        collate_fn=getattr(dataset, "collate_fn", None),
     )

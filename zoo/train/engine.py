@@ -9,6 +9,7 @@ log. Under torchrun only rank 0 writes files and shows progress bars.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -16,6 +17,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +102,24 @@ def resolve_device(name: str, world: World) -> torch.device:
     return device
 
 
-def _configure_determinism(deterministic: bool, device: torch.device) -> None:
+@contextlib.contextmanager
+def _determinism(deterministic: bool) -> Iterator[None]:
+    """Deterministic algorithms (and no cuDNN autotuning) on or off for the duration of a run, then restored."""
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[1:]
 
 
 def _resume_path(resume: str | Path | None, out: Path) -> Path | None:
@@ -184,7 +198,6 @@ def _prepare(config: RunConfig) -> _Training:
     model_config = resolve_model_config(recipe)
     world = world_from_environment()
     device = resolve_device(config.device, world)
-    _configure_determinism(config.deterministic, device)
     root = Path(config.data)
     if not root.is_dir():
         raise ConfigError(
@@ -246,10 +259,18 @@ def _prepare(config: RunConfig) -> _Training:
 def run(config: RunConfig) -> RunResult:
     """Train `config.recipe`; see `RunConfig` for the options and the module docstring for the order of work.
 
+    The process-wide determinism flags (`torch.use_deterministic_algorithms`, cuDNN) are set for the run and
+    restored afterwards.
+
     Raises:
         ConfigError: any bad configuration, before training starts.
         FloatingPointError: the training loss of an epoch is not finite (``last.pt`` keeps the previous epoch).
     """
+    with _determinism(config.deterministic):
+        return _run(config)
+
+
+def _run(config: RunConfig) -> RunResult:
     training = _prepare(config)
     result = RunResult(
         out=training.out,
@@ -259,7 +280,11 @@ def run(config: RunConfig) -> RunResult:
         history=[],
         best=training.best,
     )
-    if config.dry_run or training.start_epoch >= training.recipe.epochs:
+    if config.dry_run:
+        return result
+    if training.start_epoch >= training.recipe.epochs:
+        if training.world.is_main:
+            print(f"nothing to train: the checkpoint already completed {training.start_epoch} epochs", flush=True)
         return result
     init_world(training.world, training.device)
     try:
@@ -274,7 +299,9 @@ def _train(training: _Training, config: RunConfig, result: RunResult) -> None:
     model: nn.Module = training.model
     if world.distributed:
         device_ids = [training.device.index] if training.device.type == "cuda" else None
-        model = DistributedDataParallel(training.model, device_ids=device_ids)
+        model = DistributedDataParallel(
+            training.model, device_ids=device_ids, find_unused_parameters=recipe.ddp_find_unused_parameters
+        )
     if training.rng_states is None:
         seed_everything(config.seed + world.rank)
     else:

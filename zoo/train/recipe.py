@@ -55,6 +55,8 @@ class Recipe:
 
     Other:
         eval_batch_size: batch size for validation/evaluation (``None``: `batch_size`).
+        ddp_find_unused_parameters: passed to `DistributedDataParallel` (needed when some parameters get no
+            gradient in a step).
         description: one line shown by ``--help`` (paper and setting).
     """
 
@@ -88,6 +90,7 @@ class Recipe:
     metrics: tuple[str, ...] = ("accuracy",)
     selection_metric: str = "accuracy"
     eval_batch_size: int | None = None
+    ddp_find_unused_parameters: bool = False
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Registries of datasets, losses and metrics that recipes refer to by name, with the built-in entries.
 
 - dataset: ``factory(root, split, **options) -> torch.utils.data.Dataset`` yielding ``(input, target)`` items,
-  input batch-first minus the batch axis; split is ``"train"``, ``"val"`` or ``"test"``.
+  input batch-first minus the batch axis; split is ``"train"``, ``"val"`` or ``"test"``. If the dataset has a
+  ``collate_fn`` attribute, loaders batch with it (e.g. to pad variable-length sequences). A factory raising
+  OSError/ValueError/KeyError/TypeError is reported as a configuration error naming the split.
 - loss: ``fn(output, target, model, **options) -> Tensor`` (scalar, mean over the batch). `model` is the bare
   model (never the DDP wrapper), so a loss can read e.g. ``model.firing_rates()`` for a spike regulariser.
 - metric: ``fn(output, target) -> (sum, count)`` for one batch, as tensors on the output's device; the engine

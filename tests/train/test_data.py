@@ -1,0 +1,48 @@
+"""Sample order: W processes together see exactly the batches of one process; evaluation shards cover once."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import TensorDataset
+
+from zoo.train import Recipe
+from zoo.train.data import ShardSampler, evaluation_loader, start_epoch, training_loader
+from zoo.train.distributed import World
+
+from .conftest import tiny
+
+RECIPE = Recipe(name="order", model=tiny.MODEL, dataset=tiny.DATASET, batch_size=8)
+
+
+def _epoch_batches(world: World, epoch: int) -> list[list[int]]:
+    dataset = TensorDataset(torch.arange(32), torch.zeros(32))
+    loader, sampler = training_loader(dataset, RECIPE, world, seed=3, workers=0, pin_memory=False)
+    start_epoch(loader, sampler, epoch, seed=3, world=world)
+    return [indices.tolist() for indices, _ in loader]
+
+
+def test_two_processes_split_each_global_batch_of_one_process():
+    for epoch in (0, 1):
+        single = _epoch_batches(World(0, 0, 1), epoch)
+        rank0, rank1 = (_epoch_batches(World(rank, rank, 2), epoch) for rank in (0, 1))
+        assert len(single) == len(rank0) == len(rank1) == 4
+        for whole, half0, half1 in zip(single, rank0, rank1, strict=True):
+            assert sorted(whole) == sorted(half0 + half1)
+    assert _epoch_batches(World(0, 0, 1), 0) != _epoch_batches(World(0, 0, 1), 1)
+
+
+def test_evaluation_shards_cover_every_sample_once():
+    shards = [list(ShardSampler(11, World(rank, rank, 3))) for rank in range(3)]
+    assert sorted(sum(shards, [])) == list(range(11))
+
+
+class _PairDataset(TensorDataset):
+    def collate_fn(self, items):
+        inputs = torch.stack([item[0] for item in items])
+        return (inputs, torch.full((len(items),), 7)), torch.stack([item[1] for item in items])
+
+
+def test_dataset_collate_fn_is_used():
+    dataset = _PairDataset(torch.randn(5, 2), torch.arange(5))
+    (inputs, extra), target = next(iter(evaluation_loader(dataset, 4, World(0, 0, 1), 0, False)))
+    assert inputs.shape == (4, 2) and extra.tolist() == [7] * 4 and target.tolist() == [0, 1, 2, 3]

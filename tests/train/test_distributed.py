@@ -1,0 +1,48 @@
+"""DistributedDataParallel through torchrun: 2 CPU processes (gloo) equal 1 process with the same global batch.
+
+Each process takes half of every global batch (see `zoo.train.data`) and DDP averages the two half-batch mean
+gradients, which is the full-batch mean gradient up to float32 summation order. So the weights after 2 epochs
+(8 steps of AdamW with warm-up and cosine) agree to ~1e-7; a wrong sample split, gradient scaling or schedule
+would change them by about lr * 1 = 1e-2 per step. Marked slow: three fresh Python processes (the torchrun agent
+and two workers) each import torch and the zoo, about 10-20 s on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.train import run
+from zoo.train.checkpoint import load_checkpoint
+
+from .conftest import PLUGIN, tiny
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process(make_config, data_root, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"),
+        *("-m", "zoo.train", tiny.RECIPE, "--plugin", str(PLUGIN), "--data", str(data_root), "--out", str(out)),
+        *("--device", "cpu", "--workers", "0", "--no-tensorboard", "--no-progress", "epochs=2"),
+    ]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=180)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+    single = run(make_config("single", epochs=2))
+    distributed = load_checkpoint(out / "last.pt")
+    assert distributed["config"]["world_size"] == 2 and len(distributed["rng"]) == 2
+    assert distributed["global_step"] == 8
+    for name, value in single.model.state_dict().items():
+        torch.testing.assert_close(distributed["model"][name], value, rtol=0, atol=1e-6)
+    for split, values in single.history[-1]["metrics"].items():
+        for metric, value in values.items():
+            assert abs(distributed["metrics"][split][metric] - value) < 1e-5
