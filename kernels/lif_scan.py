@@ -12,17 +12,21 @@ IF neuron used after pooling in SpikGRU. Gradients flow to the current and to al
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 
 import torch
 
 from zoo.kernels.backend import Backend, resolve_backend
+from zoo.kernels.cupy_runtime import kernel_name, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["lif_scan", "lif_scan_reference"]
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+
+_THREADS_PER_BLOCK = 256
 
 
 def check_lif_inputs(current: torch.Tensor, alpha: torch.Tensor) -> None:
@@ -81,6 +85,73 @@ def lif_scan_reference(
         s = spike_fn(u)
         spikes.append(s)
     return torch.stack(spikes).to(current.dtype)
+
+
+class LIFScanCuPy(torch.autograd.Function):
+    """CuPy kernels (lif_scan.cu) of `lif_scan`: one thread per neuron (b, c, spatial) loops over T.
+
+    The state is float32 whatever the input dtype; spikes and grad_current come out in the current's
+    dtype, grad_alpha in alpha's. Saved for backward: the float32 membrane u [T, N] (4 bytes per
+    neuron-step, written by the forward kernel only when a gradient will be needed) and alpha as float32.
+    The backward kernel reads u_t and u_{t-1} from it instead of recomputing the scan; per neuron it writes
+    its share of grad_alpha (sum over t of dL/du_t u_{t-1}), which is then summed over batch and space.
+    """
+
+    @classmethod
+    def apply(
+        cls, current: torch.Tensor, alpha: torch.Tensor, threshold: float, signed: bool, gamma: float
+    ) -> torch.Tensor:
+        """Run the scan; the membrane is kept only if autograd will call backward (not under no_grad)."""
+        keep_membrane = torch.is_grad_enabled() and (current.requires_grad or alpha.requires_grad)
+        return super().apply(current, alpha, threshold, signed, gamma, keep_membrane)
+
+    @staticmethod
+    def forward(
+        ctx,
+        current: torch.Tensor,
+        alpha: torch.Tensor,
+        threshold: float,
+        signed: bool,
+        gamma: float,
+        keep_membrane: bool,
+    ) -> torch.Tensor:
+        current = current.contiguous()
+        steps, batch, channels = current.shape[:3]
+        spatial = math.prod(current.shape[3:])
+        neurons = batch * channels * spatial
+        sizes = [steps, neurons, channels, spatial]
+        leak = alpha.to(torch.float32).contiguous()
+        spikes = torch.empty_like(current)
+        membrane = current.new_empty((steps, neurons) if keep_membrane else (0,), dtype=torch.float32)
+        flags = [int(signed), int(keep_membrane)]
+        _launch_per_neuron("lif_scan_forward", current, [current, leak, spikes, membrane, *sizes, threshold, *flags])
+        ctx.save_for_backward(membrane, leak)
+        ctx.sizes, ctx.batch, ctx.alpha_dtype = sizes, batch, alpha.dtype
+        ctx.threshold, ctx.gamma, ctx.signed = threshold, gamma, signed
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None, None]:
+        membrane, leak = ctx.saved_tensors
+        _, neurons, channels, spatial = ctx.sizes
+        grad_spikes = grad_spikes.contiguous()
+        grad_current = torch.empty_like(grad_spikes)
+        grad_alpha_partial = membrane.new_empty(neurons)
+        tensors = [grad_spikes, membrane, leak, grad_current, grad_alpha_partial]
+        settings = [ctx.threshold, ctx.gamma, int(ctx.signed)]
+        _launch_per_neuron("lif_scan_backward", grad_spikes, [*tensors, *ctx.sizes, *settings])
+        grad_alpha = grad_alpha_partial.view(ctx.batch, channels, spatial).sum((0, 2)).to(ctx.alpha_dtype)
+        return grad_current, grad_alpha, None, None, None, None
+
+
+def _launch_per_neuron(kernel: str, sequence: torch.Tensor, args: list) -> None:
+    """Run `kernel` of lif_scan.cu for the dtype of `sequence` [T, B, C, *spatial], one thread per neuron."""
+    neurons = sequence[0].numel()
+    if neurons:
+        blocks = (neurons + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
+        launch(
+            "lif_scan.cu", kernel_name(kernel, sequence.dtype), sequence.device, (blocks,), (_THREADS_PER_BLOCK,), args
+        )
 
 
 def lif_scan(

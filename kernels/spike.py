@@ -16,6 +16,7 @@ import math
 import torch
 
 from zoo.kernels.backend import Backend, resolve_backend
+from zoo.kernels.cupy_runtime import kernel_name, launch
 
 __all__ = [
     "signed_spike",
@@ -25,6 +26,8 @@ __all__ = [
     "spike_reference",
     "spike_surrogate",
 ]
+
+_THREADS_PER_BLOCK = 256
 
 
 def check_spike_parameters(threshold: float, gamma: float) -> None:
@@ -69,6 +72,41 @@ def signed_spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float
     normaliser = 1.0 + 1.0 / (1.0 + 4.0 * gamma * threshold**2)
     primitive = (_surrogate_primitive(v, threshold, gamma) + _surrogate_primitive(v, -threshold, gamma)) / normaliser
     return fired + _straight_through(primitive)
+
+
+class SpikeCuPy(torch.autograd.Function):
+    """CuPy kernels (spike.cu) of `spike` (signed=False) and `signed_spike` (signed=True).
+
+    Forward: spikes = spike(v), one thread per element, comparisons in float32, output in v's dtype.
+    Backward: grad_v = grad_spikes * surrogate(v) (`spike_surrogate` / `signed_spike_surrogate`, in float32).
+    Saved for backward: v itself (made contiguous), nothing else.
+    """
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, threshold: float, gamma: float, signed: bool) -> torch.Tensor:
+        v = v.contiguous()
+        spikes = torch.empty_like(v)
+        _launch_elementwise("spike_forward", v, [v, spikes, v.numel(), threshold, int(signed)])
+        ctx.save_for_backward(v)
+        ctx.settings = (threshold, gamma, signed)
+        return spikes
+
+    @staticmethod
+    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
+        (v,) = ctx.saved_tensors
+        threshold, gamma, signed = ctx.settings
+        grad_spikes = grad_spikes.contiguous()
+        grad_v = torch.empty_like(v)
+        _launch_elementwise("spike_backward", v, [grad_spikes, v, grad_v, v.numel(), threshold, gamma, int(signed)])
+        return grad_v, None, None, None
+
+
+def _launch_elementwise(kernel: str, v: torch.Tensor, args: list) -> None:
+    """Run `kernel` of spike.cu for v's dtype with one thread per element of `v` (nothing to do when empty)."""
+    count = v.numel()
+    if count:
+        blocks = (count + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
+        launch("spike.cu", kernel_name(kernel, v.dtype), v.device, (blocks,), (_THREADS_PER_BLOCK,), args)
 
 
 def spike(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0, *, backend: Backend = "auto") -> torch.Tensor:

@@ -1,0 +1,121 @@
+// Multi-step LIF with per-channel leak and soft reset (zoo.kernels.lif_scan; design note spikgru.md, 1.3).
+//
+// Layout: current, spikes, grad_spikes, grad_current are contiguous [T, N] in the tensor dtype, where the
+// neuron index n in [0, N) runs over (b, c, spatial) of [B, C, S]; the channel of neuron n is (n / S) % C.
+// alpha is float32 [C]. One thread per neuron walks the time axis with its state in float32 registers.
+//
+// Forward, for t = 1..T from u_0 = 0, s_0 = 0, rounded exactly as the PyTorch reference ((alpha u + I) - th s,
+// no FMA contraction, so float32 spikes equal the reference bit for bit; CuPy compiles with -ftz=true, which
+// only treats values below 1.2e-38 as zero):
+//     u_t = alpha u_{t-1} + I_t - th s_{t-1},    s_t = spike(u_t)
+// The float32 membrane u [T, N] is written when the backward pass will need it.
+//
+// Backward in reverse time, from dL/du_{T+1} = 0 (s_t also feeds u_{t+1} through the reset -th s_t):
+//     dL/ds_t = grad_spikes_t - th dL/du_{t+1}
+//     dL/du_t = dL/ds_t surrogate(u_t) + alpha dL/du_{t+1}
+//     grad_current_t = dL/du_t,   grad_alpha_partial[n] = sum_t dL/du_t u_{t-1}   (u_0 = 0)
+// The caller sums grad_alpha_partial [B, C, S] over B and S.
+//
+// Entry points per dtype: lif_scan_forward_{f32,f16,bf16} and lif_scan_backward_{f32,f16,bf16}.
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+    return __float2bfloat16_rn(x);
+}
+
+// Spike of membrane u: +1 if u >= th; -1 if signed and u <= -th; else 0 (NaN gives 0).
+__device__ __forceinline__ float spike_value(float u, float threshold, bool signed_spikes) {
+    if (u >= threshold) return 1.0f;
+    if (signed_spikes && u <= -threshold) return -1.0f;
+    return 0.0f;
+}
+
+// 1 / (1 + gamma (u - centre)^2): the arctan-derivative bump centred on `centre`.
+__device__ __forceinline__ float surrogate_bump(float u, float centre, float gamma) {
+    const float distance = u - centre;
+    return 1.0f / (1.0f + gamma * distance * distance);
+}
+
+// ds/du of the binary spike, or of the signed spike normalised to peak 1 at u = +-th.
+__device__ __forceinline__ float spike_surrogate(float u, float threshold, float gamma, bool signed_spikes) {
+    if (!signed_spikes) return surrogate_bump(u, threshold, gamma);
+    const float normaliser = 1.0f + 1.0f / (1.0f + 4.0f * gamma * threshold * threshold);
+    return (surrogate_bump(u, threshold, gamma) + surrogate_bump(u, -threshold, gamma)) / normaliser;
+}
+
+__device__ __forceinline__ long long neuron_index() {
+    return static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+
+template <typename T>
+__device__ void lif_scan_forward(const T* __restrict__ current, const float* __restrict__ alpha,
+                                 T* __restrict__ spikes, float* __restrict__ membrane, long long steps,
+                                 long long neurons, long long channels, long long spatial, float threshold,
+                                 bool signed_spikes, bool save_membrane) {
+    const long long n = neuron_index();
+    if (n >= neurons) return;
+    const float leak = alpha[(n / spatial) % channels];
+    float u = 0.0f;
+    float s = 0.0f;
+    for (long long t = 0; t < steps; ++t) {
+        const long long i = t * neurons + n;
+        u = __fsub_rn(__fadd_rn(__fmul_rn(leak, u), to_float(current[i])), __fmul_rn(threshold, s));
+        s = spike_value(u, threshold, signed_spikes);
+        spikes[i] = from_float<T>(s);
+        if (save_membrane) membrane[i] = u;
+    }
+}
+
+template <typename T>
+__device__ void lif_scan_backward(const T* __restrict__ grad_spikes, const float* __restrict__ membrane,
+                                  const float* __restrict__ alpha, T* __restrict__ grad_current,
+                                  float* __restrict__ grad_alpha_partial, long long steps, long long neurons,
+                                  long long channels, long long spatial, float threshold, float gamma,
+                                  bool signed_spikes) {
+    const long long n = neuron_index();
+    if (n >= neurons) return;
+    const float leak = alpha[(n / spatial) % channels];
+    float grad_u_next = 0.0f;  // dL/du_{t+1}
+    float grad_alpha = 0.0f;
+    float u = membrane[(steps - 1) * neurons + n];  // u_t
+    for (long long t = steps - 1; t >= 0; --t) {
+        const long long i = t * neurons + n;
+        const float u_previous = t > 0 ? membrane[i - neurons] : 0.0f;
+        const float grad_s = to_float(grad_spikes[i]) - threshold * grad_u_next;
+        const float grad_u = grad_s * spike_surrogate(u, threshold, gamma, signed_spikes) + leak * grad_u_next;
+        grad_current[i] = from_float<T>(grad_u);
+        grad_alpha += grad_u * u_previous;
+        grad_u_next = grad_u;
+        u = u_previous;
+    }
+    grad_alpha_partial[n] = grad_alpha;
+}
+
+#define LIF_SCAN_ENTRY_POINTS(SUFFIX, T)                                                                         \
+    extern "C" __global__ void lif_scan_forward_##SUFFIX(                                                        \
+        const T* current, const float* alpha, T* spikes, float* membrane, long long steps, long long neurons,    \
+        long long channels, long long spatial, float threshold, long long signed_spikes,                         \
+        long long save_membrane) {                                                                               \
+        lif_scan_forward<T>(current, alpha, spikes, membrane, steps, neurons, channels, spatial, threshold,      \
+                            signed_spikes != 0, save_membrane != 0);                                             \
+    }                                                                                                            \
+    extern "C" __global__ void lif_scan_backward_##SUFFIX(                                                       \
+        const T* grad_spikes, const float* membrane, const float* alpha, T* grad_current,                        \
+        float* grad_alpha_partial, long long steps, long long neurons, long long channels, long long spatial,    \
+        float threshold, float gamma, long long signed_spikes) {                                                 \
+        lif_scan_backward<T>(grad_spikes, membrane, alpha, grad_current, grad_alpha_partial, steps, neurons,     \
+                             channels, spatial, threshold, gamma, signed_spikes != 0);                           \
+    }
+
+LIF_SCAN_ENTRY_POINTS(f32, float)
+LIF_SCAN_ENTRY_POINTS(f16, __half)
+LIF_SCAN_ENTRY_POINTS(bf16, __nv_bfloat16)
