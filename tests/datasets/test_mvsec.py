@@ -1,0 +1,173 @@
+"""MVSEC indoor_flying reader: published splits, per-event binning, rectification, hole filling, errors."""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from zoo.datasets import MVSEC
+from zoo.datasets.mvsec import area_closing, fill_depth_holes, load_rectification_map, write_synthetic_sequences
+
+SENSOR = (6, 8)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_sequences(tmp_path_factory.mktemp("mvsec"), sensor=SENSOR, events_per_window=25.0)
+
+
+def test_published_split_sizes(root: Path) -> None:
+    assert len(MVSEC(root, "train", split_index=1)) == (1581 - 161) + (1816 - 126) == 3110
+    assert len(MVSEC(root, "val", split_index=1)) == 200
+    assert len(MVSEC(root, "test", split_index=1)) == 1060 - 200
+    assert len(MVSEC(root, "test", split_index=2)) == 1100
+    assert len(MVSEC(root, "test", split_index=3)) == 1342
+    assert len(MVSEC(root, "train", split_index=3)) == (1261 - 81) + (1581 - 121)
+
+
+def _expected_counts(root: Path, number: int, frame: int, camera: str, bins: int) -> np.ndarray:
+    """Per-event loop: window (t - 50 ms, t], rectify, truncate, drop off-sensor, count ON/OFF per sub-window."""
+    height, width = SENSOR
+    with h5py.File(root / f"indoor_flying{number}_gt.hdf5") as gt:
+        end = float(gt["davis/left/depth_image_rect_ts"][frame])
+    with h5py.File(root / f"indoor_flying{number}_data.hdf5") as data:
+        events = data[f"davis/{camera}/events"][:]
+    calib = root / "indoor_flying_calib"
+    x_map = np.loadtxt(calib / f"indoor_flying_{camera}_x_map.txt")
+    y_map = np.loadtxt(calib / f"indoor_flying_{camera}_y_map.txt")
+    counts = np.zeros((bins, 2, height, width), dtype=np.float32)
+    for x, y, t, polarity in events:
+        if not end - 0.05 < t <= end:
+            continue
+        column, row = float(np.float32(x_map[int(y), int(x)])), float(np.float32(y_map[int(y), int(x)]))
+        if not (0 <= column < width and 0 <= row < height):
+            continue
+        step = min(bins - 1, max(0, int(np.ceil((t - (end - 0.05)) * bins / 0.05)) - 1))
+        counts[step, 0 if polarity == 1 else 1, int(row), int(column)] += 1
+    return counts
+
+
+@pytest.mark.parametrize(("split", "index", "number", "frame"), [("train", 0, 2, 161), ("val", 3, 1, 139 + 2 + 25)])
+def test_items_match_a_per_event_reference(root: Path, split: str, index: int, number: int, frame: int) -> None:
+    dataset = MVSEC(root, split, num_bins=2, fill_holes=False)
+    events, depth = dataset[index]
+    expected = np.concatenate(
+        [_expected_counts(root, number, frame, camera, 2) for camera in ("left", "right")], axis=1
+    )
+    assert events.shape == (2, 4, *SENSOR) and events.dtype == torch.float32
+    assert np.array_equal(events.numpy(), expected)
+    assert expected.sum() > 0
+    with h5py.File(root / f"indoor_flying{number}_gt.hdf5") as gt:
+        raw = gt["davis/left/depth_image_rect"][frame]
+    assert depth.shape == (1, *SENSOR)
+    assert np.array_equal(depth[0].numpy(), raw, equal_nan=True)
+    single, _ = MVSEC(root, split, num_bins=1, fill_holes=False)[index]
+    assert torch.equal(single[0], events.sum(0))
+    monocular, _ = MVSEC(root, split, cameras="left", fill_holes=False)[index]
+    assert torch.equal(monocular, single[:, :2])
+
+
+def _closing_by_definition(image: np.ndarray, area: int) -> np.ndarray:
+    """Lowest max over connected sets of >= area pixels containing x (greedy flood expanding the lowest pixel)."""
+    height, width = image.shape
+    out = np.empty_like(image)
+    for r in range(height):
+        for c in range(width):
+            seen, frontier, level, size = {(r, c)}, [], image[r, c], 1
+            cell = (r, c)
+            while True:
+                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    nr, nc = cell[0] + dr, cell[1] + dc
+                    if 0 <= nr < height and 0 <= nc < width and (nr, nc) not in seen:
+                        seen.add((nr, nc))
+                        heapq.heappush(frontier, (image[nr, nc], nr, nc))
+                if size >= area or not frontier:
+                    break
+                value, *cell = heapq.heappop(frontier)
+                level, size = max(level, value), size + 1
+            out[r, c] = level if size >= area else image.max()
+    return out
+
+
+def test_area_closing_matches_its_definition() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        shape = tuple(rng.integers(1, 8, 2))
+        image = (rng.integers(0, 4, shape) if trial % 2 else rng.random(shape)).astype(np.float32)
+        area = int(rng.integers(1, 10))
+        assert np.array_equal(area_closing(image, area), _closing_by_definition(image, area)), (image, area)
+
+
+def test_hole_filling_fills_small_holes_only() -> None:
+    depth = np.full((12, 12), 2.0, dtype=np.float32)
+    depth[2:4, 2:4] = np.nan  # 4 pixels: filled with the surrounding depth
+    depth[6:12, 6:12] = np.nan  # 36 pixels: stays invalid
+    filled = fill_depth_holes(depth)
+    assert np.all(filled[2:4, 2:4] == 2.0)
+    assert np.isnan(filled[6:12, 6:12]).all()
+    assert np.array_equal(filled[:2], depth[:2])
+
+
+def test_reads_the_published_sensor_size(tmp_path: Path) -> None:
+    """260 x 346 maps and depth; only the frames the first samples need are written (HDF5 fill value elsewhere)."""
+    height, width = 260, 346
+    calib = tmp_path / "indoor_flying_calib"
+    calib.mkdir()
+    rows, columns = np.mgrid[0:height, 0:width]
+    for camera in ("left", "right"):
+        np.savetxt(calib / f"indoor_flying_{camera}_x_map.txt", columns + 0.5, fmt="%.1f")
+        np.savetxt(calib / f"indoor_flying_{camera}_y_map.txt", rows, fmt="%.0f")
+    rng = np.random.default_rng(1)
+    window_counts = {}
+    for number, count in ((2, 1581), (3, 1816)):
+        stamps = 100.0 + 0.05 * np.arange(count)
+        with h5py.File(tmp_path / f"indoor_flying{number}_gt.hdf5", "w") as gt:
+            depth = gt.create_dataset(
+                "davis/left/depth_image_rect", (count, height, width), "f4", chunks=(1, height, width), fillvalue=np.nan
+            )
+            depth[161] = np.full((height, width), 3.0, dtype=np.float32)
+            gt["davis/left/depth_image_rect_ts"] = stamps
+        with h5py.File(tmp_path / f"indoor_flying{number}_data.hdf5", "w") as data:
+            times = np.sort(rng.uniform(stamps[161] - 0.06, stamps[161], 500))
+            events = np.stack([rng.integers(0, width, 500), rng.integers(0, height, 500), times, np.ones(500)], 1)
+            window_counts[number] = int(((times > stamps[161] - 0.05) & (times <= stamps[161])).sum())
+            for camera in ("left", "right"):
+                data[f"davis/{camera}/events"] = events
+    dataset = MVSEC(tmp_path, "train", max_samples=1)
+    events, depth = dataset[0]
+    assert dataset.sensor == (260, 346)
+    assert events.shape == (1, 4, 260, 346)
+    inside = window_counts[2]  # sample 0 = flying2 frame 161
+    assert 0 < inside < 500
+    assert events[0, 0].sum() == inside == events[0, 2].sum()
+    assert events[0, 1].sum() == 0
+    assert torch.all(depth == 3.0)
+
+
+def test_clear_errors(root: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="indoor_flying1_gt.hdf5"):
+        MVSEC(tmp_path, "val")
+    broken = write_synthetic_sequences(tmp_path / "broken", sensor=SENSOR, frames=(1261, 1581, 1816))
+    with h5py.File(broken / "indoor_flying1_gt.hdf5", "a") as gt:
+        del gt["davis/left/depth_image_rect_ts"]
+    with pytest.raises(KeyError, match="depth_image_rect_ts"):
+        MVSEC(broken, "val")
+    with pytest.raises(KeyError, match="davis/right/events"):
+        with h5py.File(broken / "indoor_flying2_data.hdf5", "a") as data:
+            del data["davis/right/events"]
+        MVSEC(broken, "train")
+    np.savetxt(broken / "indoor_flying_calib" / "indoor_flying_left_y_map.txt", np.zeros((5, 8)))
+    with pytest.raises(ValueError, match="5 x 8, expected the sensor size 6 x 8"):
+        load_rectification_map(broken / "indoor_flying_calib" / "indoor_flying_left_y_map.txt", SENSOR)
+    with pytest.raises(FileNotFoundError, match="right_x_map"):
+        load_rectification_map(tmp_path / "indoor_flying_right_x_map.txt", SENSOR)
+    with pytest.raises(ValueError, match="split_index"):
+        MVSEC(root, "train", split_index=4)
+    short = write_synthetic_sequences(tmp_path / "short", sensor=SENSOR, frames=(300, 1581, 1816))
+    with pytest.raises(ValueError, match="has 300 depth maps"):
+        MVSEC(short, "test")
