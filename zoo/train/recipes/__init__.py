@@ -2,3 +2,4 @@
 
 Each family keeps them in ``zoo/train/recipes/<family>.py`` and adds one import line here.
 """
+from zoo.train.recipes import stereospike  # noqa: F401

@@ -1,0 +1,159 @@
+"""StereoSpike (urancon/StereoSpike; Rançon et al. 2021) on MVSEC indoor_flying: loss, metrics, recipes.
+
+==============================  ===================================  ==============================================
+recipe                          model                                data
+==============================  ===================================  ==============================================
+``stereospike-mvsec``           stereospike (binocular, 4 channels)  ``mvsec``, split 1, both cameras
+``stereospike-monocular-mvsec`` stereospike-monocular (2 channels)   ``mvsec``, split 1, left camera
+==============================  ===================================  ==============================================
+
+Settings of the reference ``train.py``: Adam (lr 2e-4, default betas, no weight decay), batch 1 (drop_last), fp32,
+70 epochs with the lr halved after epochs 8, 42 and 60, loss = scale-invariant + 0.5 x gradient matching on all
+four outputs (no spike penalty), best **validation** MDE kept (the 200 fixed validation samples of the held-out
+sequence), test MDE reported by ``python -m zoo.evaluate``. Paper v2 instead says 30 epochs with the lr divided
+by 10 at epochs 10, 25 and 40 (``epochs=30 step_milestones=(10,25,40) step_gamma=0.1``). Other splits:
+``data.split_index=2``; the equivalent ANN: ``--model stereospike-ann``; the paper's spike penalty:
+``loss.spike_penalty=0.5``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.datasets import MVSEC
+from zoo.train import Recipe, register_dataset, register_loss, register_metric, register_recipe
+
+__all__ = [
+    "DISPARITY_CONSTANT",
+    "depth_loss",
+    "gradient_matching_loss",
+    "mean_depth_error",
+    "one_pixel_accuracy",
+    "scale_invariant_loss",
+]
+
+DISPARITY_CONSTANT = 7.0 * 19.941772  # focal length (px) x baseline (m) of MVSEC's DAVIS pair, as Tulyakov et al.
+
+register_dataset("mvsec")(MVSEC)
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def _residual(prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R, valid): R = prediction - target where the target is valid, 0 elsewhere; [B, 1, H, W] each."""
+    valid = ~torch.isnan(target)
+    return torch.where(valid, prediction - torch.nan_to_num(target), torch.zeros_like(prediction)), valid
+
+
+def scale_invariant_loss(residual: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Paper eq. 2: (1/n) sum R^2 - (1/n^2) (sum R)^2 over the n valid pixels of the whole batch.
+
+    On metric depth this is the variance of the residual (invariant to a constant shift, not to a scale).
+    """
+    count = valid.sum().clamp(min=1)
+    return residual.square().sum() / count - residual.sum().square() / count.square()
+
+
+def gradient_matching_loss(residual: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Paper eq. 3: (1/n) sum over valid pixels of |Sobel_x R| + |Sobel_y R| (3x3 Sobel, zero padding)."""
+    kernels = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(residual)
+    gradients = F.conv2d(residual, kernels, padding=1).abs().sum(1, keepdim=True)
+    return (gradients * valid).sum() / valid.sum().clamp(min=1)
+
+
+@register_loss("stereospike")
+def depth_loss(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    model: nn.Module,
+    gradient_weight: float = 0.5,
+    output_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0),
+    spike_penalty: float = 0.0,
+) -> torch.Tensor:
+    """Paper eq. 4 (+ eq. 5): sum_k w_k (L_si + gradient_weight L_grad) over the 4 cumulative depth maps.
+
+    Args:
+        output: [B, 4, H, W] depths (depth4, depth3, depth2, depth1) in metres.
+        target: [B, 1, H, W] metres, NaN = invalid.
+        output_weights: w_k in the output's channel order.
+        spike_penalty: beta x model.spike_penalty() (mean s^2 / 2 of the bottleneck output and add4..add1).
+    """
+    if output.shape[1] != len(output_weights):
+        raise ValueError(f"stereospike loss: {len(output_weights)} output_weights for {output.shape[1]} depth maps")
+    total = output.new_zeros(())
+    for channel, weight in enumerate(output_weights):
+        residual, valid = _residual(output[:, channel : channel + 1], target)
+        total = total + weight * (
+            scale_invariant_loss(residual, valid) + gradient_weight * gradient_matching_loss(residual, valid)
+        )
+    if spike_penalty:
+        total = total + spike_penalty * model.spike_penalty()
+    return total
+
+
+def _per_frame_mean(values: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum over frames of the per-frame mean over valid pixels, number of frames with a valid pixel)."""
+    counts = valid.flatten(1).sum(1)
+    sums = torch.where(valid, values, torch.zeros_like(values)).flatten(1).sum(1)
+    has_pixels = counts > 0
+    return (sums[has_pixels] / counts[has_pixels]).sum(), has_pixels.sum()
+
+
+@register_metric("mde", higher_is_better=False)
+def mean_depth_error(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean Depth Error in cm of the final prediction: per-frame mean |D - D_gt| over valid pixels, mean over frames."""
+    valid = ~torch.isnan(target)
+    error = (output[:, -1:].float() - torch.nan_to_num(target)).abs() * 100.0
+    return _per_frame_mean(error, valid)
+
+
+@register_metric("1pa", higher_is_better=True)
+def one_pixel_accuracy(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """1PA in %: valid pixels whose disparity (7 x 19.941772 / depth) is off by at most 1 px; mean over frames."""
+    valid = ~torch.isnan(target)
+    predicted = DISPARITY_CONSTANT / output[:, -1:].float()
+    truth = DISPARITY_CONSTANT / torch.nan_to_num(target, nan=1.0)
+    within = ((predicted - truth).abs() <= 1.0).float() * 100.0
+    return _per_frame_mean(within, valid)
+
+
+_PAPER_TRAINING = {
+    "optimizer": "adam",
+    "lr": 2e-4,
+    "weight_decay": 0.0,
+    "batch_size": 1,
+    "drop_last": True,
+    "epochs": 70,
+    "schedule": "step",
+    "schedule_unit": "epoch",
+    "step_milestones": (8.0, 42.0, 60.0),
+    "step_gamma": 0.5,
+    "amp": False,
+    "loss": "stereospike",
+    "metrics": ("mde", "1pa"),
+    "selection_metric": "mde",
+    "val_split": "val",
+}
+
+register_recipe(
+    Recipe(
+        name="stereospike-mvsec",
+        model="stereospike",
+        dataset="mvsec",
+        dataset_options={"split_index": 1, "cameras": "stereo"},
+        description="StereoSpike binocular on MVSEC indoor_flying split 1 (Rançon et al. 2021; 18.5 cm test MDE)",
+        **_PAPER_TRAINING,
+    )
+)
+register_recipe(
+    Recipe(
+        name="stereospike-monocular-mvsec",
+        model="stereospike-monocular",
+        dataset="mvsec",
+        dataset_options={"split_index": 1, "cameras": "left"},
+        description="StereoSpike monocular (left camera) on MVSEC indoor_flying split 1 (21.7 cm test MDE)",
+        **_PAPER_TRAINING,
+    )
+)
