@@ -40,6 +40,8 @@ def test_cli_reports_configuration_errors(data_root, tmp_path, capsys):
     assert "error: unknown recipe 'test-engine-tiyn'; closest: test-engine-tiny" in capsys.readouterr().err
     assert evaluate_main(["--checkpoint", str(tmp_path / "none.pt"), "--data", str(data_root)]) == 2
     assert "none.pt' does not exist" in capsys.readouterr().err
+    assert main([tiny.RECIPE, "--data", str(data_root), "--resume", "epochs=3"]) == 2
+    assert "--resume took the override 'epochs=3'" in capsys.readouterr().err
 
 
 def test_dry_run_checks_and_stops(data_root, tmp_path, capsys):

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from zoo.train.config import DEFAULT_WORKERS, OVERRIDE_GROUPS, RunConfig
 from zoo.train.engine import run
@@ -119,6 +120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m zoo.train: error: {error}", file=sys.stderr)
         return 2
     arguments = parser.parse_intermixed_args(argv)
+    resume = arguments.resume
+    if resume is not None and "=" in resume and not Path(resume).exists():
+        print(
+            f"{parser.prog}: error: --resume took the override {resume!r} as its checkpoint path; write "
+            "'--resume auto' or put --resume after the overrides",
+            file=sys.stderr,
+        )
+        return 2
     config = RunConfig(
         recipe=arguments.recipe,
         data=arguments.data,
