@@ -22,7 +22,8 @@ KERNEL_DIR = Path(__file__).resolve().parent
 DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf16"}
 """Each `.cu` file defines one ``extern "C"`` entry point per input dtype, named ``<kernel>_<suffix>``."""
 
-_COMPILE_OPTIONS = ("--std=c++17",)
+_COMPILE_OPTIONS = ("--std=c++17", f"-I{KERNEL_DIR}")
+"""C++17, and this folder on the include path for the shared headers (dtype_conversion.cuh, spike_functions.cuh)."""
 
 
 def source_path(source_name: str) -> Path:

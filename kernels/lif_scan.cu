@@ -18,39 +18,8 @@
 //
 // Entry points per dtype: lif_scan_forward_{f32,f16,bf16} and lif_scan_backward_{f32,f16,bf16}.
 
-#include <cuda_fp16.h>
-#include <cuda_bf16.h>
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename T> __device__ __forceinline__ T from_float(float x);
-template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-    return __float2bfloat16_rn(x);
-}
-
-// Spike of membrane u: +1 if u >= th; -1 if signed and u <= -th; else 0 (NaN gives 0).
-__device__ __forceinline__ float spike_value(float u, float threshold, bool signed_spikes) {
-    if (u >= threshold) return 1.0f;
-    if (signed_spikes && u <= -threshold) return -1.0f;
-    return 0.0f;
-}
-
-// 1 / (1 + gamma (u - centre)^2): the arctan-derivative bump centred on `centre`.
-__device__ __forceinline__ float surrogate_bump(float u, float centre, float gamma) {
-    const float distance = u - centre;
-    return 1.0f / (1.0f + gamma * distance * distance);
-}
-
-// ds/du of the binary spike, or of the signed spike normalised to peak 1 at u = +-th.
-__device__ __forceinline__ float spike_surrogate(float u, float threshold, float gamma, bool signed_spikes) {
-    if (!signed_spikes) return surrogate_bump(u, threshold, gamma);
-    const float normaliser = 1.0f + 1.0f / (1.0f + 4.0f * gamma * threshold * threshold);
-    return (surrogate_bump(u, threshold, gamma) + surrogate_bump(u, -threshold, gamma)) / normaliser;
-}
+#include "dtype_conversion.cuh"
+#include "spike_functions.cuh"
 
 __device__ __forceinline__ long long neuron_index() {
     return static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;

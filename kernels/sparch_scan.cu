@@ -17,23 +17,9 @@
 //   d alpha += du * ((u_{t-1} - s_{t-1}) - ((I [+ r]) [- w_t])), d beta += dw * w_{t-1},
 //   d a += dw * u_{t-1}, d b += dw * s_{t-1}   (per-neuron partial sums, reduced over B by the caller)
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "dtype_conversion.cuh"
 
 namespace {
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename scalar_t>
-__device__ __forceinline__ scalar_t from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) { return x; }
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 struct Neuron {
     float alpha, one_minus_alpha, beta, a, b;

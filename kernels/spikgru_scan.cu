@@ -8,61 +8,12 @@
 //   rec, drec_t     : [B, (gates + 1) H] float32
 //   everything else : [B, H] float32, or [H] float32 for alpha and b_ui
 // Entry points: spikgru_forward_{f32,f16,bf16} and spikgru_backward_{f32,f16,bf16}, by the dtype of proj.
-// fp16 and bf16 are handled as raw 16-bit storage so that no CUDA header is needed under NVRTC.
 
-struct half_t {
-    unsigned short bits;
-};
-struct bfloat16_t {
-    unsigned short bits;
-};
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-
-__device__ __forceinline__ float to_float(half_t x) {
-    float result;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(result) : "h"(x.bits));
-    return result;
-}
-
-__device__ __forceinline__ float to_float(bfloat16_t x) { return __uint_as_float(((unsigned int)x.bits) << 16); }
-
-template <typename Storage>
-__device__ __forceinline__ Storage from_float(float x);
-
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-    return x;
-}
-
-template <>
-__device__ __forceinline__ half_t from_float<half_t>(float x) {
-    half_t result;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(result.bits) : "f"(x));
-    return result;
-}
-
-template <>
-__device__ __forceinline__ bfloat16_t from_float<bfloat16_t>(float x) {
-    // Round to nearest even; NaN stays a (quiet) NaN.
-    unsigned int u = __float_as_uint(x);
-    bfloat16_t result;
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        result.bits = (unsigned short)((u >> 16) | 0x0040u);
-    } else {
-        result.bits = (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
-    return result;
-}
+#include "dtype_conversion.cuh"
+#include "spike_functions.cuh"
 
 // sigmoid(x) = 1 / (1 + exp(-x)), the formula of PyTorch's float sigmoid.
 __device__ __forceinline__ float sigmoid(float x) { return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x))); }
-
-// ds/dv of the binary spike: 1 / (1 + gamma (v - th)^2).
-__device__ __forceinline__ float bump(float v, float threshold, float gamma) {
-    float d = v - threshold;
-    return 1.0f / (1.0f + gamma * d * d);
-}
 
 // Forward of step t. Reads the states of step t-1 (zero when has_prev = 0) and writes those of step t; the
 // state pointers may be ping-pong buffers (inference) or the slices of the saved [T, B, H] tensors (training).
@@ -100,8 +51,7 @@ __device__ __forceinline__ void spikgru_forward(const Storage* __restrict__ proj
     // v = (z * v + (1 - z) * i) - threshold * s_prev
     float v = __fsub_rn(__fadd_rn(__fmul_rn(z, v_before), __fmul_rn(__fsub_rn(1.0f, z), i)),
                         __fmul_rn(threshold, s_before));
-    float s = v >= threshold ? 1.0f : 0.0f;
-    if (is_signed && v <= -threshold) s = -1.0f;
+    float s = spike_value(v, threshold, is_signed != 0);
 
     s_out[index] = s;
     i_out[index] = i;
@@ -132,7 +82,7 @@ __device__ __forceinline__ void spikgru_backward(
     const float* __restrict__ r_t, const float* __restrict__ c_t, const float* __restrict__ alpha,
     Storage* __restrict__ dproj_t, float* __restrict__ drec_t, float* __restrict__ acc_alpha,
     float* __restrict__ acc_bui, long long batch, long long hidden, long long gates, long long has_next,
-    long long has_prev, long long is_signed, float threshold, float gamma, float signed_normaliser) {
+    long long has_prev, long long is_signed, float threshold, float gamma) {
     long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (index >= batch * hidden) return;
     long long b = index / hidden;
@@ -140,8 +90,7 @@ __device__ __forceinline__ void spikgru_backward(
     long long row = b * (gates + 1) * hidden;
 
     float v = v_t[index];
-    float surrogate = bump(v, threshold, gamma);
-    if (is_signed) surrogate = (surrogate + bump(v, -threshold, gamma)) / signed_normaliser;
+    float surrogate = spike_surrogate(v, threshold, gamma, is_signed != 0);
 
     float gs = to_float(grad_out_t[index]);
     float gv_new = 0.0f;
@@ -193,12 +142,12 @@ __device__ __forceinline__ void spikgru_backward(
         const float* z_next, const float* v_t, const float* v_prev, const float* i_t, const float* i_prev,       \
         const float* r_t, const float* c_t, const float* alpha, STORAGE* dproj_t, float* drec_t,                 \
         float* acc_alpha, float* acc_bui, long long batch, long long hidden, long long gates, long long has_next, \
-        long long has_prev, long long is_signed, float threshold, float gamma, float signed_normaliser) {        \
+        long long has_prev, long long is_signed, float threshold, float gamma) {        \
         spikgru_backward<STORAGE>(grad_out_t, carry, gv, gi, z_t, z_next, v_t, v_prev, i_t, i_prev, r_t, c_t,    \
                                   alpha, dproj_t, drec_t, acc_alpha, acc_bui, batch, hidden, gates, has_next,    \
-                                  has_prev, is_signed, threshold, gamma, signed_normaliser);                     \
+                                  has_prev, is_signed, threshold, gamma);                     \
     }
 
 SPIKGRU_ENTRY_POINTS(f32, float)
-SPIKGRU_ENTRY_POINTS(f16, half_t)
-SPIKGRU_ENTRY_POINTS(bf16, bfloat16_t)
+SPIKGRU_ENTRY_POINTS(f16, __half)
+SPIKGRU_ENTRY_POINTS(bf16, __nv_bfloat16)

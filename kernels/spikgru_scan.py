@@ -199,7 +199,6 @@ class SpikGRUScanCuPy(torch.autograd.Function):
         acc_bias = torch.zeros(batch, hidden, **f32)
         drec = torch.empty(steps, batch, width, **f32)
         dproj = torch.empty(steps, batch, width, dtype=grad_spikes.dtype, device=spikes.device)
-        normaliser = 1.0 + 1.0 / (1.0 + 4.0 * gamma * threshold**2)
 
         function = kernel_name("spikgru_backward", grad_spikes.dtype)
         grid = (_block_count(batch * hidden, _THREADS),)
@@ -215,7 +214,7 @@ class SpikGRUScanCuPy(torch.autograd.Function):
                 (
                     grad_spikes[t], carry, gv, gi, z_all[t], z_all[next_t], v_all[t], v_all[prev_t], i_all[t],
                     i_all[prev_t], r_all[gate_t], c_all[gate_t], leak, dproj[t], drec[t], acc_alpha, acc_bias,
-                    batch, hidden, gates, int(t < steps - 1), int(t > 0), int(signed), threshold, gamma, normaliser,
+                    batch, hidden, gates, int(t < steps - 1), int(t > 0), int(signed), threshold, gamma,
                 ),
             )
             if t > 0:

@@ -159,9 +159,8 @@ def _emulated_launch(source_name, function, device, grid, block, args, shared_me
                 c_out.copy_(c)
         return
     (grad_t, carry, gv, gi, z_t, z_next, v_t, v_prev, i_t, i_prev, r_t, c_t, alpha, dproj_t, drec_t, acc_alpha,
-     acc_bui, batch, hidden, gates, has_next, has_prev, signed, threshold, gamma, normaliser) = args  # fmt: skip
-    bump = spike_surrogate(v_t, threshold, gamma)
-    surrogate = (bump + spike_surrogate(v_t, -threshold, gamma)) / normaliser if signed else bump
+     acc_bui, batch, hidden, gates, has_next, has_prev, signed, threshold, gamma) = args  # fmt: skip
+    surrogate = (signed_spike_surrogate if signed else spike_surrogate)(v_t, threshold, gamma)
     gs = grad_t + (carry - threshold * gv if has_next else 0)
     new_gv = gs * surrogate + (gv * z_next if has_next else 0)
     new_gi = new_gv * (1 - z_t) + (gi * alpha if has_next else 0)

@@ -36,7 +36,8 @@ def compile_ptx(tmp_path_factory: pytest.TempPathFactory) -> CompilePTX:
     def compile_source(source: Path, arch: str) -> str:
         if (source, arch) not in cache:
             ptx = tmp_path_factory.mktemp("ptx") / f"{source.stem}_{arch}.ptx"
-            command = [NVCC, "--ptx", "-std=c++17", f"-arch={arch}", "-Werror", "all-warnings", "-o", str(ptx)]
+            include = f"-I{source.parent}"  # the shared .cuh headers, as cupy_runtime passes them to NVRTC
+            command = [NVCC, "--ptx", "-std=c++17", include, f"-arch={arch}", "-Werror", "all-warnings", "-o", str(ptx)]
             result = subprocess.run([*command, str(source)], capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, f"nvcc failed on {source.name} for {arch}:\n{result.stdout}{result.stderr}"
             cache[(source, arch)] = ptx.read_text()
