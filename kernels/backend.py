@@ -19,6 +19,7 @@ __all__ = ["BACKEND_ENV", "Backend", "cupy_status", "resolve_backend"]
 BACKEND_ENV = "JELLYZOO_KERNEL_BACKEND"
 Backend = Literal["auto", "torch", "cupy"]
 _CHOICES = ("auto", "torch", "cupy")
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @functools.cache
@@ -43,6 +44,9 @@ def resolve_backend(backend: str, *tensors: torch.Tensor) -> Literal["torch", "c
     Raises:
         ValueError: `backend` (or the environment variable) is not one of auto/torch/cupy.
         RuntimeError: CuPy was forced but the tensors are not on a CUDA device or CuPy is not usable.
+        TypeError: CuPy was forced for a dtype the kernels do not take (they take float32, float16, bfloat16).
+
+    ``"auto"`` keeps float64 (or any other dtype the kernels do not take) on the reference.
     """
     if backend not in _CHOICES:
         raise ValueError(f"backend must be one of {_CHOICES}, got {backend!r}")
@@ -53,6 +57,7 @@ def resolve_backend(backend: str, *tensors: torch.Tensor) -> Literal["torch", "c
     if backend == "torch":
         return "torch"
     on_cuda = all(tensor.is_cuda for tensor in tensors)
+    kernel_dtypes = all(tensor.dtype in _KERNEL_DTYPES for tensor in tensors)
     if backend == "cupy":
         if not on_cuda:
             devices = sorted({str(tensor.device) for tensor in tensors})
@@ -60,5 +65,8 @@ def resolve_backend(backend: str, *tensors: torch.Tensor) -> Literal["torch", "c
         usable, reason = cupy_status()
         if not usable:
             raise RuntimeError(f"backend 'cupy' was forced but is not usable: {reason}")
+        if not kernel_dtypes:
+            dtypes = sorted({str(tensor.dtype) for tensor in tensors})
+            raise TypeError(f"backend 'cupy' takes float32, float16 and bfloat16 tensors, got {', '.join(dtypes)}")
         return "cupy"
-    return "cupy" if on_cuda and cupy_status()[0] else "torch"
+    return "cupy" if on_cuda and kernel_dtypes and cupy_status()[0] else "torch"

@@ -53,6 +53,15 @@ def test_forced_cupy_without_a_usable_cupy_names_the_reason(monkeypatch: pytest.
     assert backend.resolve_backend("auto", fake) == "torch"
 
 
+def test_auto_keeps_float64_on_the_reference_and_forced_cupy_names_the_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    monkeypatch.setattr(backend, "cupy_status", lambda: (True, "test"))
+    assert backend.resolve_backend("auto", torch.zeros(1)) == "cupy"
+    assert backend.resolve_backend("auto", torch.zeros(1, dtype=torch.float64)) == "torch"
+    with pytest.raises(TypeError, match="got torch.float64"):
+        backend.resolve_backend("cupy", torch.zeros(1, dtype=torch.float64), torch.zeros(1))
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the probe on a machine without a GPU")
 def test_cupy_probe_reports_unusable_without_a_gpu() -> None:
     backend.cupy_status.cache_clear()
