@@ -54,7 +54,7 @@ class TinyMLP(nn.Module):
     MODEL,
     family="test",
     paper="(engine tests)",
-    citation="",
+    citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
     inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
     outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
 )
@@ -66,7 +66,7 @@ def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
     OTHER_MODEL,
     family="test",
     paper="(engine tests)",
-    citation="",
+    citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
     inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
     outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
 )
