@@ -1,6 +1,6 @@
 """Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC) from their published HDF5 files.
 
-Layout of a dataset folder (Cramer et al. 2020, https://zenkelab.org/datasets)::
+Layout of a dataset folder (Cramer et al. 2020; https://zenkelab.org/resources/spiking-heidelberg-datasets-shd)::
 
     root/shd_train.h5  root/shd_test.h5                        (SHD: 20 classes, no validation file)
     root/ssc_train.h5  root/ssc_valid.h5  root/ssc_test.h5     (SSC: 35 classes)
