@@ -3,7 +3,9 @@
 Each dataset yields batch-first tensors as the models take them; nothing is downloaded.
 """
 
-from zoo.datasets.audio_commands import HeidelbergDigits, SpeechCommands  # noqa: F401
-from zoo.datasets.shd import SHD, SSC  # noqa: F401
-from zoo.datasets.mvsec import MVSEC  # noqa: F401
-from zoo.datasets.dvslip import DVSLip  # noqa: F401
+from zoo.datasets.audio_commands import HeidelbergDigits, SpeechCommands
+from zoo.datasets.dvslip import DVSLip
+from zoo.datasets.mvsec import MVSEC
+from zoo.datasets.shd import SHD, SSC
+
+__all__ = ["DVSLip", "HeidelbergDigits", "MVSEC", "SHD", "SSC", "SpeechCommands"]

@@ -58,7 +58,8 @@ def test_auto_keeps_float64_on_the_reference_and_forced_cupy_names_the_dtype(mon
     monkeypatch.setattr(backend, "cupy_status", lambda: (True, "test"))
     assert backend.resolve_backend("auto", torch.zeros(1)) == "cupy"
     assert backend.resolve_backend("auto", torch.zeros(1, dtype=torch.float64)) == "torch"
-    with pytest.raises(TypeError, match=r"takes float32, float16 and bfloat16 tensors, got torch.float32, torch.float64"):
+    message = r"takes float32, float16 and bfloat16 tensors, got torch.float32, torch.float64"
+    with pytest.raises(TypeError, match=message):
         backend.resolve_backend("cupy", torch.zeros(1, dtype=torch.float64), torch.zeros(1))
 
 

@@ -2,6 +2,5 @@
 
 Each module registers its converters with `zoo.convert.register_converter` and adds one import line here.
 """
-from zoo.converters import stereospike  # noqa: F401
-from zoo.converters import spikgru  # noqa: F401
-from zoo.converters import sparch  # noqa: F401
+
+from zoo.converters import sparch, spikgru, stereospike  # noqa: F401  (imported to register their converters)
