@@ -174,6 +174,8 @@ def check_recipe(recipe: Recipe) -> None:
         raise ConfigError(
             f"recipe {recipe.name!r}: warmup_epochs must be in [0, epochs={recipe.epochs}), got {recipe.warmup_epochs}"
         )
+    if recipe.schedule == "plateau":
+        _check_plateau(recipe)
     check_options(get_loss(recipe.loss), f"loss {recipe.loss!r}", ("output", "target", "model"), recipe.loss_options)
     for metric in recipe.metrics:
         get_metric(metric)
@@ -184,6 +186,19 @@ def check_recipe(recipe: Recipe) -> None:
         )
     if recipe.init_checkpoint is not None and not Path(recipe.init_checkpoint).is_file():
         raise ConfigError(f"recipe {recipe.name!r}: init_checkpoint {recipe.init_checkpoint!r} does not exist")
+
+
+def _check_plateau(recipe: Recipe) -> None:
+    if recipe.val_split is None:
+        raise ConfigError(
+            f"recipe {recipe.name!r}: schedule 'plateau' follows the validation {recipe.selection_metric!r}, but "
+            "val_split is None; set val_split or choose another schedule"
+        )
+    if not 0 < recipe.plateau_factor < 1 or recipe.plateau_patience < 0 or recipe.plateau_threshold < 0:
+        raise ConfigError(
+            f"recipe {recipe.name!r}: need 0 < plateau_factor < 1, plateau_patience >= 0 and plateau_threshold >= 0, "
+            f"got {recipe.plateau_factor}, {recipe.plateau_patience}, {recipe.plateau_threshold}"
+        )
 
 
 def _choice(recipe: Recipe, field: str, choices: tuple) -> None:

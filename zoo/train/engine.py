@@ -34,7 +34,7 @@ from zoo.train.distributed import World, all_gather_objects, init_world, shutdow
 from zoo.train.errors import ConfigError
 from zoo.train.logs import RunLog
 from zoo.train.loop import StepContext, evaluate_epoch, train_epoch
-from zoo.train.optim import build_optimizer, build_scheduler, lr_factor
+from zoo.train.optim import RecipeScheduler, build_optimizer, build_scheduler
 from zoo.train.plugins import load_plugin
 from zoo.train.recipe import Recipe
 from zoo.train.registries import higher_is_better
@@ -136,7 +136,10 @@ def _resume_path(resume: str | Path | None, out: Path) -> Path | None:
 
 
 def check_resumable(checkpoint: dict[str, Any], path: Path, recipe: Recipe, model_config: dict, seed: int) -> None:
-    """`ConfigError` unless `checkpoint` was written by a run of the same model, config, recipe and seed."""
+    """`ConfigError` unless `checkpoint` was written by a run of the same model, config, recipe and seed.
+
+    Recipe fields newer than the checkpoint count with their defaults.
+    """
     saved = checkpoint["config"]
     if saved["model"] != recipe.model:
         raise ConfigError(
@@ -147,11 +150,10 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, recipe: Recipe, mode
         details = ", ".join(f"{key}: {saved['model_config'].get(key)!r} -> {model_config[key]!r}" for key in changed)
         raise ConfigError(f"cannot resume from {str(path)!r}: model config differs ({details})")
     current = recipe.to_dict()
-    changed = sorted(
-        key for key in current if key not in RESUME_MAY_CHANGE and saved["recipe"].get(key) != current[key]
-    )
+    saved_recipe = Recipe.from_dict(saved["recipe"]).to_dict()
+    changed = sorted(key for key in current if key not in RESUME_MAY_CHANGE and saved_recipe[key] != current[key])
     if changed:
-        details = ", ".join(f"{key}: {saved['recipe'].get(key)!r} -> {current[key]!r}" for key in changed)
+        details = ", ".join(f"{key}: {saved_recipe[key]!r} -> {current[key]!r}" for key in changed)
         raise ConfigError(f"cannot resume from {str(path)!r}: recipe differs ({details})")
     if saved["seed"] != seed:
         raise ConfigError(f"cannot resume from {str(path)!r}: it was trained with seed {saved['seed']}, not {seed}")
@@ -184,7 +186,7 @@ class _Training:
     sampler: torch.utils.data.DistributedSampler
     val_loader: torch.utils.data.DataLoader | None
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scheduler: RecipeScheduler
     scaler: torch.amp.GradScaler
     start_epoch: int
     best: dict[str, Any]
@@ -327,13 +329,12 @@ def _train(training: _Training, config: RunConfig, result: RunResult) -> None:
         out.mkdir(parents=True, exist_ok=True)
         _write_config_json(training, config)
         log = RunLog(out, training.start_epoch, config.tensorboard)
-    steps_per_epoch = len(training.loader)
     end = recipe.epochs
     if config.stop_after_epochs is not None:
         end = min(end, training.start_epoch + config.stop_after_epochs)
     try:
         for epoch in range(training.start_epoch, end):
-            _run_epoch(training, context, epoch, steps_per_epoch, config.seed, log, result)
+            _run_epoch(training, context, epoch, config.seed, log, result)
     finally:
         if log is not None:
             log.close()
@@ -343,7 +344,6 @@ def _run_epoch(
     training: _Training,
     context: StepContext,
     epoch: int,
-    steps_per_epoch: int,
     seed: int,
     log: RunLog | None,
     result: RunResult,
@@ -364,14 +364,15 @@ def _run_epoch(
         metrics[split], firing[split] = split_totals.reduce(world)
     if not math.isfinite(metrics["train"]["loss"]):
         raise FloatingPointError(f"training diverged: epoch {epoch + 1} has train loss {metrics['train']['loss']}")
+    global_step = training.scheduler.last_epoch
+    lr = recipe.lr * training.scheduler.factor(global_step - 1)
     improved = False
     if training.val_loader is not None:
         value = metrics[recipe.val_split][recipe.selection_metric]
         improved = _is_better(value, training.best["value"], higher_is_better(recipe.selection_metric))
         if improved:
             training.best.update(value=value, epoch=epoch + 1)
-    global_step = training.scheduler.last_epoch
-    lr = recipe.lr * lr_factor(global_step - 1, steps_per_epoch, recipe)
+        training.scheduler.end_epoch(value)
     rng_states = all_gather_objects(capture_rng_state(), world)
     seconds = time.perf_counter() - started
     if world.is_main:

@@ -8,23 +8,45 @@ Schedule (``lr(s) = recipe.lr * lr_factor(s)`` for optimiser step s = 0, 1, ...;
   (``schedule_unit="epoch"``, constant within an epoch like a per-epoch PyTorch scheduler), and the decay
   progress ``p = clamp((e - warmup_epochs) / (epochs - warmup_epochs), 0, 1)``:
   ``constant``: 1; ``cosine``: ``r + (1 - r) * (1 + cos(pi * p)) / 2`` with ``r = min_lr / lr``;
-  ``step``: ``step_gamma ** (number of step_milestones <= e)`` (milestones in epochs from the start of training).
+  ``step``: ``step_gamma ** (number of step_milestones <= e)`` (milestones in epochs from the start of training);
+  ``plateau``: 1 (after warm-up), times the plateau multiplier below.
+
+``plateau`` reproduces ``torch.optim.lr_scheduler.ReduceLROnPlateau`` (relative threshold, cooldown 0) as a
+multiplier ``m`` of the whole factor (warm-up included), so the lr is still set every iteration by one
+`LambdaLR`: at the end of every epoch `RecipeScheduler.end_epoch` receives the selection metric on the validation
+split. A value better than ``best * (1 + plateau_threshold)`` (higher is better) or ``best * (1 - plateau_threshold)``
+(lower is better) becomes the new best; any other value (NaN included) is a bad epoch. After more than
+``plateau_patience`` bad epochs in a row, ``m`` becomes ``max(m * plateau_factor, min_lr / lr)`` (unless that lowers
+the lr by at most 1e-8, PyTorch's ``eps``) and the count restarts. The new lr applies from the next step on.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from zoo.train.errors import ConfigError
 from zoo.train.recipe import Recipe
+from zoo.train.registries import higher_is_better
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "lr_factor", "parameter_groups"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "Plateau",
+    "RecipeScheduler",
+    "build_optimizer",
+    "build_scheduler",
+    "lr_factor",
+    "parameter_groups",
+]
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "plateau")
+PLATEAU_EPS = 1e-8
+"""Smallest lr reduction the plateau rule applies (``ReduceLROnPlateau``'s ``eps``)."""
 SCHEDULE_UNITS = ("iteration", "epoch")
 
 
@@ -62,7 +84,7 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     elapsed = step / steps_per_epoch
     if recipe.schedule_unit == "epoch":
         elapsed = math.floor(elapsed)
-    if recipe.schedule == "constant":
+    if recipe.schedule in ("constant", "plateau"):
         return 1.0
     if recipe.schedule == "step":
         return recipe.step_gamma ** sum(milestone <= elapsed for milestone in recipe.step_milestones)
@@ -72,8 +94,105 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     return floor + (1.0 - floor) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, steps_per_epoch: int, recipe: Recipe
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """A `LambdaLR` applying `lr_factor`; call ``scheduler.step()`` after every optimiser step."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, recipe))
+class Plateau:
+    """The ``plateau`` rule (see the module docstring) as a learning-rate multiplier with plain-data state.
+
+    Attributes:
+        multiplier: current factor on the lr (starts at 1). best: best metric value so far (-inf or +inf before
+            any). bad_epochs: epochs in a row without improvement.
+    """
+
+    def __init__(
+        self, higher_is_better: bool, factor: float, patience: int, threshold: float, lr: float, min_lr: float
+    ) -> None:
+        self.higher_is_better = higher_is_better
+        self.factor, self.patience, self.threshold = factor, patience, threshold
+        self.lr, self.floor = lr, min_lr / lr
+        self.multiplier = 1.0
+        self.best = -math.inf if higher_is_better else math.inf
+        self.bad_epochs = 0
+
+    def improves(self, value: float) -> bool:
+        """Whether `value` beats the best so far by the relative threshold (NaN never does)."""
+        if self.higher_is_better:
+            return value > self.best * (1.0 + self.threshold)
+        return value < self.best * (1.0 - self.threshold)
+
+    def update(self, value: float) -> bool:
+        """Count one epoch with metric `value`; returns whether the multiplier was lowered."""
+        if self.improves(value):
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        if self.bad_epochs <= self.patience:
+            return False
+        self.bad_epochs = 0
+        lowered = max(self.multiplier * self.factor, self.floor)
+        if self.lr * (self.multiplier - lowered) <= PLATEAU_EPS:
+            return False
+        self.multiplier = lowered
+        return True
+
+    def state_dict(self) -> dict[str, float | int]:
+        return {"multiplier": self.multiplier, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, float | int]) -> None:
+        self.multiplier, self.best, self.bad_epochs = state["multiplier"], state["best"], state["bad_epochs"]
+
+
+class RecipeScheduler(torch.optim.lr_scheduler.LambdaLR):
+    """`LambdaLR` with factor ``lr_factor(step) * plateau multiplier``; ``step()`` after every optimiser step.
+
+    `plateau` is a `Plateau` for ``schedule="plateau"`` (else None); `end_epoch` feeds it. Its state is saved in
+    `state_dict` under ``"plateau"`` (plain data, so checkpoints stay loadable with ``weights_only=True``).
+    """
+
+    _NOT_SAVED = ("recipe", "steps_per_epoch", "plateau")
+
+    def __init__(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int, recipe: Recipe) -> None:
+        self.recipe, self.steps_per_epoch = recipe, steps_per_epoch
+        self.plateau = None
+        if recipe.schedule == "plateau":
+            self.plateau = Plateau(
+                higher_is_better(recipe.selection_metric),
+                recipe.plateau_factor,
+                recipe.plateau_patience,
+                recipe.plateau_threshold,
+                recipe.lr,
+                recipe.min_lr,
+            )
+        super().__init__(optimizer, lambda step: self.factor(step))
+
+    def factor(self, step: int) -> float:
+        """Multiplier of the peak lr at optimiser step `step` (0-based), with the current plateau multiplier."""
+        multiplier = 1.0 if self.plateau is None else self.plateau.multiplier
+        return lr_factor(step, self.steps_per_epoch, self.recipe) * multiplier
+
+    def end_epoch(self, value: float) -> None:
+        """Give the plateau rule this epoch's validation selection metric (no-op for other schedules).
+
+        A lowered multiplier is written to the optimiser at once, so the next step already uses it.
+        """
+        if self.plateau is None or not self.plateau.update(value):
+            return
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base_lr * self.factor(self.last_epoch)
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {key: value for key, value in super().state_dict().items() if key not in self._NOT_SAVED}
+        state["plateau"] = None if self.plateau is None else self.plateau.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        plateau = state.pop("plateau", None)
+        super().load_state_dict(state)
+        if self.plateau is not None:
+            self.plateau.load_state_dict(plateau)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, steps_per_epoch: int, recipe: Recipe) -> RecipeScheduler:
+    """The recipe's `RecipeScheduler`; call ``scheduler.step()`` after every optimiser step and
+    ``scheduler.end_epoch(value)`` after every validation."""
+    return RecipeScheduler(optimizer, steps_per_epoch, recipe)

@@ -37,10 +37,14 @@ class Recipe:
             (e.g. ``{"momentum": 0.9, "nesterov": True}`` or ``{"betas": (0.9, 0.999)}``).
         lr: peak learning rate (after warm-up). weight_decay: applied to every trainable parameter whose name
             contains none of the substrings in `no_weight_decay` (those get 0).
-        schedule: ``"constant"``, ``"cosine"`` (to `min_lr`) or ``"step"`` (times `step_gamma` at each epoch in
-            `step_milestones`); `schedule_unit` ``"iteration"`` updates the decay every step, ``"epoch"`` holds
-            it constant within an epoch (like a per-epoch `torch.optim.lr_scheduler`). warmup_epochs: linear
-            warm-up per iteration (may be fractional). See `zoo.train.optim.lr_factor` for the exact formula.
+        schedule: ``"constant"``, ``"cosine"`` (to `min_lr`), ``"step"`` (times `step_gamma` at each epoch in
+            `step_milestones`) or ``"plateau"`` (``ReduceLROnPlateau`` on `selection_metric` of `val_split`, which
+            must not be None: times `plateau_factor` after more than `plateau_patience` epochs in a row without an
+            improvement by the relative `plateau_threshold`, never below `min_lr`; defaults are PyTorch's 0.1, 10,
+            1e-4); `schedule_unit` ``"iteration"`` updates the decay every step, ``"epoch"`` holds it constant
+            within an epoch (like a per-epoch `torch.optim.lr_scheduler`). warmup_epochs: linear warm-up per
+            iteration (may be fractional; the plateau multiplier applies on top). See `zoo.train.optim` for the
+            exact formulas.
         epochs, batch_size: global batch size (split evenly over DDP processes; must divide by their number).
         drop_last: drop the last incomplete training batch.
         grad_clip: max global L2 norm of the gradients (``None``: no clipping).
@@ -79,6 +83,9 @@ class Recipe:
     min_lr: float = 0.0
     step_milestones: tuple[float, ...] = ()
     step_gamma: float = 0.1
+    plateau_factor: float = 0.1
+    plateau_patience: int = 10
+    plateau_threshold: float = 1e-4
     epochs: int = 1
     batch_size: int = 32
     drop_last: bool = False
