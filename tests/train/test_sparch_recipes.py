@@ -130,6 +130,13 @@ def test_recipes_follow_sparch_defaults() -> None:
             5,
             False,
         )
+        assert (recipe.schedule, recipe.plateau_factor, recipe.plateau_patience, recipe.min_lr) == (
+            "plateau",
+            0.7,
+            1,
+            1e-6,
+        )
+        assert (recipe.selection_metric, recipe.val_split, recipe.plateau_threshold) == ("accuracy", "val", 1e-4)
         config = zoo.resolve_config(recipe.model, **recipe.model_overrides)
         assert (config["hidden_size"], config["num_hidden_layers"], config["dropout"]) == (128, 2, 0.1)
         assert config["normalization"] == "batchnorm" and recipe.model == "sparch-lif"
