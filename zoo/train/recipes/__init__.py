@@ -4,3 +4,4 @@ Each family keeps them in ``zoo/train/recipes/<family>.py`` and adds one import 
 """
 from zoo.train.recipes import sparch  # noqa: F401
 from zoo.train.recipes import stereospike  # noqa: F401
+from zoo.train.recipes import spikgru  # noqa: F401
