@@ -279,3 +279,114 @@ def test_cupy_model_matches_torch_backend(monkeypatch: pytest.MonkeyPatch, kind:
     torch.testing.assert_close(rates, ref_rates, atol=0, rtol=0)
     for name, grad in grads.items():
         torch.testing.assert_close(grad, ref_grads[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+KINDS = ("lif", "rlif", "adlif", "radlif", "mlp", "rnn", "ligru", "gru")
+LENGTHS = (5, 2, 7)
+
+
+def _padded_batch(samples: list[torch.Tensor], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples [L_i, 40] in a (B, steps, 40) batch whose padding is noise (it must not matter), and their lengths."""
+    batch = 5.0 * torch.randn(len(samples), steps, 40)
+    for index, sample in enumerate(samples):
+        batch[index, : len(sample)] = sample
+    return batch, torch.tensor([len(sample) for sample in samples])
+
+
+def _masked_model(kind: str) -> torch.nn.Module:
+    options = {"initial_state": "zeros"} if kind in SPIKING else {}
+    model = _tiny(f"sparch-{kind}", bidirectional=kind != "mlp", dropout=0.0, **options)
+    if kind in SPIKING:
+        _raise_firing(model)
+    return model
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_lengths_make_a_padded_batch_equal_each_sample_alone(kind: str) -> None:
+    """Eval mode (BN on running statistics), bidirectional where possible: padding + lengths = samples one by one."""
+    torch.manual_seed(0)
+    model = _masked_model(kind)
+    with torch.no_grad():
+        model(3.0 * torch.randn(4, 6, 40))
+    model.eval()
+    samples = [3.0 * torch.randn(length, 40) for length in LENGTHS]
+    x, lengths = _padded_batch(samples, steps=9)
+    with torch.no_grad():
+        batched = model((x, lengths))
+        rates = model.firing_rates() if kind in SPIKING else {}
+        alone = [model(sample.unsqueeze(0)) for sample in samples]
+        if kind in SPIKING:
+            batched_scores = batched[0]
+            alone_scores = torch.cat([output[0] for output in alone])
+        else:
+            batched_scores, alone_scores = batched, torch.cat(alone)
+    torch.testing.assert_close(batched_scores, alone_scores, atol=1e-5, rtol=1e-5)
+    if kind in SPIKING:
+        weights = lengths / lengths.sum()
+        neuron_rates = sum(weight * output[1] for weight, output in zip(weights, alone, strict=True))
+        torch.testing.assert_close(batched[1], neuron_rates, atol=1e-6, rtol=0)
+        assert batched[1].sum() > 0, "no spikes: the comparison would be vacuous"
+        for name, rate in rates.items():
+            per_sample = []
+            for sample in samples:
+                with torch.no_grad():
+                    model(sample.unsqueeze(0))
+                per_sample.append(model.firing_rates()[name])
+            torch.testing.assert_close(rate, sum(w * r for w, r in zip(weights, per_sample, strict=True)))
+
+
+@pytest.mark.parametrize("kind", ["lif", "radlif", "gru"])
+def test_padded_frames_change_nothing_in_training(kind: str) -> None:
+    """Training mode: outputs, rates, BN running statistics and gradients do not depend on the padding."""
+    results = []
+    torch.manual_seed(0)
+    samples = [3.0 * torch.randn(length, 40) for length in LENGTHS]
+    for steps in (7, 12):
+        torch.manual_seed(1)
+        model = _masked_model(kind).train()
+        output = model(_padded_batch(samples, steps))
+        scores = output[0] if kind in SPIKING else output
+        scores[:, 0].sum().backward()
+        grads = {name: parameter.grad for name, parameter in model.named_parameters()}
+        buffers = {name: buffer for name, buffer in model.named_buffers() if "running" in name}
+        results.append((output, grads, buffers))
+    (first, first_grads, first_buffers), (second, second_grads, second_buffers) = results
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first_grads, second_grads)
+    torch.testing.assert_close(first_buffers, second_buffers)
+
+
+@pytest.mark.parametrize("kind", ["adlif", "ligru"])
+def test_full_lengths_equal_a_plain_tensor(kind: str) -> None:
+    """Lengths = T everywhere is the unmasked model (training mode: BN statistics and running updates agree)."""
+    torch.manual_seed(0)
+    x = 3.0 * torch.randn(3, 6, 40)
+    outputs = []
+    for inputs in (x, (x, torch.full((3,), 6))):
+        torch.manual_seed(1)
+        model = _masked_model(kind).train()
+        outputs.append((model(inputs), dict(model.named_buffers())))
+    torch.testing.assert_close(outputs[0], outputs[1])
+
+
+def test_masked_batchnorm_equals_batchnorm_on_the_valid_rows() -> None:
+    from zoo.models.sparch import SequenceBatchNorm
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 4)
+    valid = torch.arange(6).unsqueeze(1) < torch.tensor([6, 2, 4])
+    ours, reference = SequenceBatchNorm(4, momentum=0.05), torch.nn.BatchNorm1d(4, momentum=0.05)
+    output = ours(x, valid)
+    torch.testing.assert_close(output[valid], reference(x[valid]))
+    torch.testing.assert_close(ours.state_dict(), reference.state_dict())
+
+
+def test_bad_lengths_are_named() -> None:
+    model = _tiny("sparch-lif")
+    x = torch.zeros(2, 5, 40)
+    with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=5\], got \[5, 6\]"):
+        model((x, torch.tensor([5, 6])))
+    with pytest.raises(ValueError, match=r"lengths must be an integer tensor of shape \(2,\)"):
+        model((x, torch.tensor([5.0, 3.0])))
+    with pytest.raises(ValueError, match="a pair"):
+        model((x, torch.tensor([5, 3]), None))

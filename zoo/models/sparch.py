@@ -4,6 +4,18 @@ Design note: sparch.md. Every model is ``[hidden layer] * num_hidden_layers + re
 ``--nb_layers`` counts the readout, so its default ``--nb_layers 3`` is ``num_hidden_layers=2`` here.
 Inputs are batch-first (B, T, F) as the datasets yield them; inside, everything is time-first [T, B, ...].
 
+Padding. A plain tensor input counts every frame, as sparch does (its HD/SC batches are zero-padded to the longest
+item and the padding enters the BatchNorm statistics, the readout's time sum and the firing rates). A tuple
+``(features (B, T, F), lengths (B,) int)``, as the HD/SC datasets' ``collate_fn`` returns with ``lengths=True``,
+marks frames ``t >= lengths[b]`` as padding, and padding then changes nothing:
+- BatchNorm in training takes its mean and (biased) variance over the valid (b, t) rows only and updates the
+  running statistics from them (unbiased variance, momentum 0.05) exactly as BatchNorm1d would on those rows alone;
+- bidirectional layers reverse each sequence within its own length (the padding stays at the end);
+- the SNN readout's sum of softmax and the ANN readout's sum of softmax run over valid steps only;
+- firing rates (`firing_rates()` and the per-neuron rates output) are means over valid steps.
+Padded steps still run through the recurrences (after the valid ones, so they cannot reach them). Checking the
+lengths (1 <= lengths <= T) reads one flag from the device per forward.
+
 A hidden layer (spiking or not):
 1. bidirectional: x and its time-flipped copy are stacked on the batch axis (B' = 2B) and share every weight;
 2. I = W x for all steps at once (no bias by default);
@@ -69,10 +81,56 @@ BATCHNORM_MOMENTUM = 0.05
 
 
 class SequenceBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over the last axis of [..., H], with statistics over all other axes (batch and time)."""
+    """BatchNorm1d over the last axis of [..., H], with statistics over all other axes (batch and time).
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
+    `valid` ([...] bool, the shape of x without H) restricts the training statistics and the running-statistics
+    update to the True rows; in eval mode every row is normalised with the running statistics either way.
+    """
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        if valid is None or not self.training:
+            return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
+        padding = ~valid.unsqueeze(-1)
+        count = valid.sum()
+        axes = tuple(range(x.dim() - 1))
+        mean = x.masked_fill(padding, 0.0).sum(axes) / count
+        variance = (x - mean).masked_fill(padding, 0.0).square().sum(axes) / count
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
+            unbiased = variance * count / (count - 1)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+        y = (x - mean) * torch.rsqrt(variance + self.eps)
+        return y * self.weight + self.bias if self.affine else y
+
+
+class SequenceFiringRate(FiringRate):
+    """`FiringRate` on spikes [T, B, H] whose optional `valid` [T, B] mask leaves padded steps out of the mean."""
+
+    def forward(self, spikes: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        if valid is None:
+            return super().forward(spikes)
+        self.rate = _valid_mean(spikes.abs(), valid).mean()
+        return spikes
+
+
+def _normalize(norm: nn.Module, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """`norm` of x [T, B, H]; only BatchNorm needs the valid-step mask (LayerNorm and identity act per row)."""
+    return norm(x, valid) if isinstance(norm, SequenceBatchNorm) else norm(x)
+
+
+def _valid_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """[T, B, H] -> [H]: mean over time and batch, over the valid steps only when a [T, B] mask is given."""
+    if valid is None:
+        return x.mean(dim=(0, 1))
+    return x.masked_fill(~valid.unsqueeze(-1), 0.0).sum(dim=(0, 1)) / valid.sum()
+
+
+def _valid_sum(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """[T, B, C] -> [B, C]: sum over time, over the valid steps only when a [T, B] mask is given."""
+    if valid is None:
+        return x.sum(0)
+    return x.masked_fill(~valid.unsqueeze(-1), 0.0).sum(0)
 
 
 def make_norm(normalization: Normalization, features: int) -> nn.Module:
@@ -90,15 +148,24 @@ def _uniform_parameter(size: int, bounds: tuple[float, float]) -> nn.Parameter:
     return nn.Parameter(torch.empty(size).uniform_(*bounds))
 
 
-def _stack_directions(x: torch.Tensor) -> torch.Tensor:
+def _reverse(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """x [T, B, ...] reversed in time: the whole axis, or with a [T, B] mask each sequence within its length."""
+    if valid is None:
+        return x.flip(0)
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    index = torch.where(valid, valid.sum(0, keepdim=True) - 1 - steps, steps)
+    return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
+def _stack_directions(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """[T, B, F] -> [T, 2B, F]: the sequence and its time-reversed copy on the batch axis."""
-    return torch.cat([x, x.flip(0)], dim=1)
+    return torch.cat([x, _reverse(x, valid)], dim=1)
 
 
-def _merge_directions(y: torch.Tensor, batch: int) -> torch.Tensor:
-    """[T, 2B, H] -> [T, B, 2H]: the reversed half is flipped back in time and put beside the forward half."""
+def _merge_directions(y: torch.Tensor, batch: int, valid: torch.Tensor | None) -> torch.Tensor:
+    """[T, 2B, H] -> [T, B, 2H]: the reversed half is reversed back in time and put beside the forward half."""
     forward, backward = y.split(batch, dim=1)
-    return torch.cat([forward, backward.flip(0)], dim=2)
+    return torch.cat([forward, _reverse(backward, valid)], dim=2)
 
 
 def _check_sequence(x: torch.Tensor, features: int, model: str) -> torch.Tensor:
@@ -110,6 +177,28 @@ def _check_sequence(x: torch.Tensor, features: int, model: str) -> torch.Tensor:
     if x.shape[1] == 0:
         raise ValueError(f"{model}: input has T = 0 time steps")
     return x
+
+
+SequenceInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def _unpack(inputs: SequenceInput, features: int, model: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x (B, T, F) or (x, lengths (B,)) -> (x [T, B, F] time-first, valid-step mask [T, B] bool or None)."""
+    if not isinstance(inputs, (tuple, list)):
+        return _check_sequence(inputs, features, model).transpose(0, 1), None
+    if len(inputs) != 2:
+        raise ValueError(f"{model}: expected a tensor (B, T, F) or a pair (features, lengths), got {len(inputs)} items")
+    x, lengths = inputs
+    x = _check_sequence(x, features, model)
+    batch, steps = x.shape[:2]
+    if lengths.shape != (batch,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
+        got = f"{lengths.dtype} {tuple(lengths.shape)}"
+        raise ValueError(f"{model}: lengths must be an integer tensor of shape ({batch},), got {got}")
+    lengths = lengths.to(x.device)
+    if bool(((lengths < 1) | (lengths > steps)).any()):
+        raise ValueError(f"{model}: lengths must lie in [1, T={steps}], got {lengths.tolist()}")
+    valid = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
+    return x.transpose(0, 1), valid
 
 
 class SparchSpikingLayer(nn.Module):
@@ -156,7 +245,7 @@ class SparchSpikingLayer(nn.Module):
             self.b = _uniform_parameter(hidden_size, B_RANGE)
         self.norm = make_norm(normalization, hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.firing = FiringRate()
+        self.firing = SequenceFiringRate()
 
     @property
     def output_size(self) -> int:
@@ -174,12 +263,17 @@ class SparchSpikingLayer(nn.Module):
         diagonal = torch.eye(self.hidden_size, dtype=torch.bool, device=weight.device)
         return weight.masked_fill(diagonal, 0.0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [T, B, F] input (spike counts or features) -> spikes [T, B, H] (or [T, B, 2H] bidirectional)."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [T, B, F] input (spike counts or features) -> spikes [T, B, H] (or [T, B, 2H] bidirectional).
+
+        valid: optional [T, B] bool mask of the real (non-padding) steps, see the module docstring.
+        """
         batch = x.shape[1]
+        stacked_valid = valid
         if self.bidirectional:
-            x = _stack_directions(x)
-        current = self.norm(self.input(x))
+            x = _stack_directions(x, valid)
+            stacked_valid = None if valid is None else valid.repeat(1, 2)
+        current = _normalize(self.norm, self.input(x), stacked_valid)
         u0 = self._initial_state(current.shape[1], current)
         adaptation = {}
         if self.adaptive:
@@ -196,8 +290,8 @@ class SparchSpikingLayer(nn.Module):
             current, self.alpha.clamp(*ALPHA_RANGE), u0, s0, **adaptation, recurrent=recurrent, threshold=self.threshold
         )
         if self.bidirectional:
-            spikes = _merge_directions(spikes, batch)
-        return self.firing(self.dropout(spikes))
+            spikes = _merge_directions(spikes, batch, valid)
+        return self.firing(self.dropout(spikes), valid)
 
 
 class SparchReadout(nn.Module):
@@ -222,22 +316,23 @@ class SparchReadout(nn.Module):
         self.alpha = _uniform_parameter(num_classes, ALPHA_RANGE)
         self.norm = make_norm(normalization, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [T, B, F] hidden spikes -> [B, C] class probabilities summed over time (values in [0, T])."""
-        current = self.norm(self.input(x))
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [T, B, F] hidden spikes -> [B, C] class probabilities summed over the (valid) steps, in [0, T]."""
+        current = _normalize(self.norm, self.input(x), valid)
         shape = (current.shape[1], self.num_classes)
         zeros = torch.zeros(shape, device=current.device)
         u0 = zeros if self.initial_state == "zeros" else torch.rand(shape, device=current.device)
         _, membrane = sparch_scan(current, self.alpha.clamp(*ALPHA_RANGE), u0, zeros, spiking=False)
-        return membrane.softmax(dim=-1).sum(0)
+        return _valid_sum(membrane.softmax(dim=-1), valid)
 
 
 class SparchSNN(nn.Module):
     """sparch spiking network: `num_hidden_layers` LIF/RLIF/adLIF/RadLIF layers and the leaky readout.
 
-    Forward: x (B, T, F) -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns them: scores =
-    sum over time of per-step class probabilities; neuron_rates = every hidden neuron's mean spike count over
-    batch and time, after dropout (what sparch's optional firing-rate regulariser uses). `firing_rates()` gives
+    Forward: x (B, T, F) or (x, lengths (B,)) -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns
+    them: scores = sum over time of per-step class probabilities; neuron_rates = every hidden neuron's mean spike
+    count over batch and time, after dropout (what sparch's optional firing-rate regulariser uses). With lengths,
+    padded steps are left out (module docstring). `firing_rates()` gives
     the per-layer means of the last forward as 0-d device tensors (no host synchronisation).
     """
 
@@ -270,13 +365,13 @@ class SparchSNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = SparchReadout(features, num_classes, normalization, bias, initial_state)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = _check_sequence(x, self.input_size, type(self).__name__).transpose(0, 1)
+    def forward(self, inputs: SequenceInput) -> tuple[torch.Tensor, torch.Tensor]:
+        h, valid = _unpack(inputs, self.input_size, type(self).__name__)
         rates = []
         for layer in self.layers:
-            h = layer(h)
-            rates.append(h.mean(dim=(0, 1)))
-        return self.readout(h), torch.cat(rates)
+            h = layer(h, valid)
+            rates.append(_valid_mean(h, valid))
+        return self.readout(h, valid), torch.cat(rates)
 
     def firing_rates(self) -> dict[str, torch.Tensor]:
         """Mean spike count per neuron-step of each hidden layer in the last forward, {name: 0-d tensor}."""
@@ -334,23 +429,25 @@ class SparchANNLayer(nn.Module):
     def output_size(self) -> int:
         return self.hidden_size * (2 if self.bidirectional else 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [T, B, F] -> activations [T, B, H] (or [T, B, 2H] bidirectional)."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [T, B, F] -> activations [T, B, H] (or [T, B, 2H] bidirectional); valid: optional [T, B] mask."""
         batch = x.shape[1]
+        stacked_valid = valid
         if self.bidirectional:
-            x = _stack_directions(x)
-        candidate = self.norm(self.input(x))
+            x = _stack_directions(x, valid)
+            stacked_valid = None if valid is None else valid.repeat(1, 2)
+        candidate = _normalize(self.norm, self.input(x), stacked_valid)
         if self.cell == "mlp":
             y = torch.sigmoid(candidate)
         else:
-            y = self._recur(x, candidate)
+            y = self._recur(x, candidate, stacked_valid)
         if self.bidirectional:
-            y = _merge_directions(y, batch)
+            y = _merge_directions(y, batch, valid)
         return self.dropout(y)
 
-    def _recur(self, x: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
-        update = self.norm_z(self.input_z(x)) if self.cell in ("ligru", "gru") else None
-        reset = self.norm_r(self.input_r(x)) if self.cell == "gru" else None
+    def _recur(self, x: torch.Tensor, candidate: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        update = _normalize(self.norm_z, self.input_z(x), valid) if self.cell in ("ligru", "gru") else None
+        reset = _normalize(self.norm_r, self.input_r(x), valid) if self.cell == "gru" else None
         y = candidate.new_zeros(candidate.shape[1:])
         outputs = []
         for t in range(candidate.shape[0]):
@@ -379,12 +476,15 @@ class SparchANNReadout(nn.Module):
         self.input = nn.Linear(input_size, num_classes, bias=bias)
         self.norm = make_norm(normalization, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.input(x.softmax(dim=-1).sum(0)))
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [T, B, F] -> [B, C]; the time sum runs over the valid steps of an optional [T, B] mask."""
+        return self.norm(self.input(_valid_sum(x.softmax(dim=-1), valid)))
 
 
 class SparchANN(nn.Module):
     """sparch ANN baseline (MLP, RNN, LiGRU or GRU hidden layers and the ANN readout): (B, T, F) -> scores (B, C).
+
+    Also takes (x, lengths (B,)), leaving padded steps out (module docstring).
 
     The original returns (scores, None); the None carries nothing, so this returns the scores alone.
     """
@@ -414,11 +514,11 @@ class SparchANN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = SparchANNReadout(features, num_classes, normalization, bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = _check_sequence(x, self.input_size, type(self).__name__).transpose(0, 1)
+    def forward(self, inputs: SequenceInput) -> torch.Tensor:
+        h, valid = _unpack(inputs, self.input_size, type(self).__name__)
         for layer in self.layers:
-            h = layer(h)
-        return self.readout(h)
+            h = layer(h, valid)
+        return self.readout(h, valid)
 
 
 PAPER = "Bittar & Garner 2022, A surrogate gradient spiking baseline for speech command recognition"
@@ -434,7 +534,10 @@ INPUTS = TensorSpec(
         "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
         "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
     },
-    description="spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC)",
+    description=(
+        "spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC); or a pair (features, lengths (B,)) "
+        "whose frames t >= lengths[b] are padding and do not count"
+    ),
 )
 SNN_OUTPUTS = TensorSpec(
     shape=("B", "C"),
