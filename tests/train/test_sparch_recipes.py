@@ -24,6 +24,8 @@ from zoo.datasets.audio_commands import SPEECH_COMMANDS_WORDS
 from zoo.datasets.shd import write_spike_file
 from zoo.train import get_recipe
 from zoo.train.cli import main
+from zoo.train.config import apply_overrides
+from zoo.train.data import build_dataset
 from zoo.train.recipes.sparch import sparch_loss
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "speech"
@@ -119,10 +121,36 @@ def test_every_model_trains_on_every_format_through_the_cli(
     assert losses[-1] < losses[0] and sum(losses[-2:]) < sum(losses[:2]), f"{model} on {preset}: train losses {losses}"
 
 
+@pytest.mark.parametrize("lengths", [True, False])
+def test_padded_recipes_batch_lengths_unless_asked_for_sparch_padding(
+    lengths: bool, data_roots: dict[str, Path], tmp_path: Path
+) -> None:
+    """HD/SC batches are (features, lengths) by default; data.lengths=False gives sparch's plain padded tensor."""
+    recipe = get_recipe("sparch-hd")
+    if not lengths:
+        recipe = apply_overrides(recipe, {"data.lengths": False})
+    dataset = build_dataset(recipe, data_roots["hd"], "train")
+    inputs, _ = dataset.collate_fn([dataset[0], dataset[4]])
+    if lengths:
+        features, sizes = inputs
+        assert sizes.tolist() == [len(dataset[0][0]), len(dataset[4][0])] and sizes[0] != sizes[1]
+        assert features.shape[1] == max(sizes)
+    else:
+        assert isinstance(inputs, torch.Tensor)
+    out = tmp_path / "run"
+    argv = ["sparch-hd", "--data", str(data_roots["hd"]), "--model", "sparch-adlif", "--out", str(out), "--device"]
+    argv += ["cpu", "--workers", "0", "--no-progress", "--no-tensorboard", "epochs=8", "batch_size=9"]
+    argv += ["model.hidden_size=16", f"data.lengths={lengths}"]
+    assert main(argv) == 0
+    losses = train_losses(out)
+    assert losses[-1] < losses[0], losses
+
+
 def test_recipes_follow_sparch_defaults() -> None:
     for preset, dataset in [("shd", "shd"), ("ssc", "ssc"), ("hd", "heidelberg-digits"), ("sc", "speech-commands")]:
         recipe = get_recipe(f"sparch-{preset}")
         assert recipe.dataset == dataset and recipe.model_overrides == {"dataset": preset}
+        assert recipe.dataset_options == ({"lengths": True} if preset in ("hd", "sc") else {})
         assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs, recipe.amp) == (
             "adam",
             1e-2,

@@ -25,6 +25,9 @@ Where the recipes differ from sparch, and why:
 
 - SHD and HD have no validation file and sparch validates (and selects) on the test set. Here ``"val"`` is a seeded
   10 % of the training file by default; ``data.validation=test`` restores sparch's protocol.
+- HD and SC batches carry their lengths (``data.lengths=True``: the input is ``(features, lengths)``), so the
+  zero padding of shorter clips counts nowhere: not in the BatchNorm statistics, the readout's time sum or the firing
+  rates (see `zoo.models.sparch`). ``data.lengths=False`` restores sparch's behaviour, where padded frames count.
 - Accuracy is counted over samples, not averaged over batches (also for the plateau rule and the selection).
 - 5 epochs is sparch's default, far from converged; the paper's epoch count is not known here (pass ``epochs=N``).
 """
@@ -97,6 +100,9 @@ _DATASETS = {
     "sc": ("speech-commands", "Speech Commands v0.02 (40 log-mel fbank, 35 classes)"),
 }
 
+PADDED_PRESETS = ("hd", "sc")
+"""Datasets of variable-length clips, batched with their lengths so that the models leave the padding out."""
+
 for _preset, (_dataset, _what) in _DATASETS.items():
     register_recipe(
         Recipe(
@@ -104,6 +110,7 @@ for _preset, (_dataset, _what) in _DATASETS.items():
             model="sparch-lif",
             dataset=_dataset,
             model_overrides={"dataset": _preset},
+            dataset_options={"lengths": True} if _preset in PADDED_PRESETS else {},
             description=f"sparch defaults on {_what}; any sparch model via --model (Bittar & Garner 2022)",
             **SPARCH_DEFAULTS,
         )
