@@ -6,7 +6,8 @@ Signed:  s = 1[v >= th] - 1[v <= -th],        ds/dv ~ [1/(1 + gamma (v - th)^2) 
 
 Both thresholds are inclusive. The surrogate of the binary spike is the derivative of
 atan(sqrt(gamma) (v - th)) / sqrt(gamma); the references use that primitive as a straight-through term, so
-they read like the equations and are differentiable with plain autograd.
+they read like the equations and are differentiable with plain autograd. Without autograd (inference, or a
+membrane that needs no gradient) they return the step alone.
 """
 
 from __future__ import annotations
@@ -63,12 +64,16 @@ def _straight_through(primitive: torch.Tensor) -> torch.Tensor:
 def spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0) -> torch.Tensor:
     """Binary spikes {0, 1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU path)."""
     fired = (v >= threshold).to(v.dtype)
+    if not (v.requires_grad and torch.is_grad_enabled()):
+        return fired
     return fired + _straight_through(_surrogate_primitive(v, threshold, gamma))
 
 
 def signed_spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0) -> torch.Tensor:
     """Signed spikes {-1, 0, +1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU path)."""
     fired = (v >= threshold).to(v.dtype) - (v <= -threshold).to(v.dtype)
+    if not (v.requires_grad and torch.is_grad_enabled()):
+        return fired
     normaliser = 1.0 + 1.0 / (1.0 + 4.0 * gamma * threshold**2)
     primitive = (_surrogate_primitive(v, threshold, gamma) + _surrogate_primitive(v, -threshold, gamma)) / normaliser
     return fired + _straight_through(primitive)

@@ -250,3 +250,13 @@ def test_spikgru_scan_non_contiguous_and_half_inputs() -> None:
 def test_documented_errors(call, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+def test_spike_values_are_identical_with_and_without_autograd() -> None:
+    v = torch.randn(4, 50) * 2
+    for fire in (kernels.spike, kernels.signed_spike):
+        with_grad = fire(v.clone().requires_grad_(), 0.9)
+        with torch.no_grad():
+            without = fire(v.clone().requires_grad_(), 0.9)
+        assert with_grad.requires_grad and not without.requires_grad
+        assert torch.equal(with_grad.detach(), without) and torch.equal(without, fire(v, 0.9))

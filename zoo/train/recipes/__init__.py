@@ -2,6 +2,5 @@
 
 Each family keeps them in ``zoo/train/recipes/<family>.py`` and adds one import line here.
 """
-from zoo.train.recipes import sparch  # noqa: F401
-from zoo.train.recipes import stereospike  # noqa: F401
-from zoo.train.recipes import spikgru  # noqa: F401
+
+from zoo.train.recipes import sparch, spikgru, stereospike  # noqa: F401  (imported to register their recipes)
