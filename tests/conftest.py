@@ -16,7 +16,7 @@ def reference_root() -> Path:
     return Path(os.environ.get(REFERENCE_ENV, REPO_ROOT.parent / "shared" / "reference"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The reference folder; the test is skipped, saying why, where it is absent (e.g. a user's clone)."""
     root = reference_root()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,9 @@ SPIKE_DIGESTS = ["spk_rconv", "spk_add4", "spk_add3", "spk_add2", "spk_add1"]
 SMALL = {"widths": (4, 8, 8, 8, 8)}
 
 
-def _stereo_dir() -> Path:
-    """The StereoSpike reference folder (as tests/conftest.py finds it; module-scoped fixtures need it directly)."""
-    root = Path(
-        os.environ.get("JELLYZOO_REFERENCE", Path(__file__).resolve().parents[2].parent / "shared" / "reference")
-    )
-    folder = root / "stereospike"
-    if not folder.is_dir():
-        pytest.skip(f"StereoSpike reference listings not found at {folder} (set JELLYZOO_REFERENCE)")
-    return folder
+@pytest.fixture(scope="module")
+def stereo_dir(reference_dir: Path) -> Path:
+    return reference_dir / "stereospike"
 
 
 def _meta_state(name: str, overrides: dict) -> dict[str, torch.Tensor]:
@@ -43,9 +36,9 @@ def _meta_state(name: str, overrides: dict) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("config", sorted(LISTINGS))
-def test_reference_listing_params_and_keys(config):
+def test_reference_listing_params_and_keys(config, stereo_dir):
     """Every listed reference config converts key-for-key and shape-for-shape onto our model."""
-    listing = json.loads((_stereo_dir() / f"{config}.json").read_text())
+    listing = json.loads((stereo_dir / f"{config}.json").read_text())
     name, overrides = LISTINGS[config]
     ours = _meta_state(name, overrides)
     with torch.device("meta"):
@@ -58,8 +51,8 @@ def test_reference_listing_params_and_keys(config):
         assert value.shape == ours[key].shape, key
 
 
-def test_default_parameter_counts_match_reference_index():
-    index = json.loads((_stereo_dir() / "index.json").read_text())["configs"]
+def test_default_parameter_counts_match_reference_index(stereo_dir):
+    index = json.loads((stereo_dir / "index.json").read_text())["configs"]
     assert zoo.model_info("stereospike").num_params == index["paper_v2"]["param_count_total"] == 18_148_708
     assert zoo.model_info("stereospike-monocular").num_params == index["monocular_plif"]["param_count_total"]
     assert zoo.model_info("stereospike-ann").num_params == index["equivalent_ann_sigmoid"]["param_count_total"]
@@ -71,8 +64,8 @@ def test_converter_rejects_unknown_keys():
 
 
 @pytest.fixture(scope="module")
-def paper_v2_run():
-    path = _stereo_dir() / "paper_v2.fixture.pt"
+def paper_v2_run(stereo_dir):
+    path = stereo_dir / "paper_v2.fixture.pt"
     if not path.is_file():
         pytest.skip(f"{path} not found")
     fixture = torch.load(path, weights_only=True)
