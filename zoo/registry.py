@@ -180,7 +180,7 @@ def resolve_config(name: str, **overrides: Any) -> dict[str, Any]:
         expected = entry.config_types[key]
         if not _matches_type(value, expected):
             raise TypeError(
-                f"{name}: option {key!r} expects {_type_name(expected)}, got {type(value).__name__} {value!r}; "
+                f"{name}: option {key!r} expects {type_name(expected)}, got {type(value).__name__} {value!r}; "
                 f"valid options: {', '.join(valid)}"
             )
     return {**entry.default_config, **overrides}
@@ -243,5 +243,6 @@ def _matches_type(value: Any, expected: Any) -> bool:
     return isinstance(value, expected)
 
 
-def _type_name(expected: Any) -> str:
+def type_name(expected: Any) -> str:
+    """Readable name of a type hint for error messages (``int``, ``float | None``, ``Literal['a', 'b']``)."""
     return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")

@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any
 
+from zoo.registry import type_name
 from zoo.train.errors import ConfigError
 
 __all__ = ["Recipe", "get_recipe", "list_recipes", "register_recipe", "replace_fields"]
@@ -172,7 +173,7 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
         converted = _convert(value, candidate)
         if converted is not _MISMATCH:
             return converted
-    raise ConfigError(f"recipe field {key!r} expects {_type_name(expected)}, got {type(value).__name__} {value!r}")
+    raise ConfigError(f"recipe field {key!r} expects {type_name(expected)}, got {type(value).__name__} {value!r}")
 
 
 _MISMATCH = object()
@@ -201,7 +202,3 @@ def _convert(value: Any, expected: Any) -> Any:
     if origin is dict:
         return dict(value) if isinstance(value, dict) else _MISMATCH
     return value if isinstance(value, expected) else _MISMATCH
-
-
-def _type_name(expected: Any) -> str:
-    return getattr(expected, "__name__", None) or str(expected).replace("typing.", "")
