@@ -14,12 +14,17 @@ from typing import Literal
 
 import torch
 
-__all__ = ["BACKEND_ENV", "Backend", "cupy_status", "resolve_backend"]
+__all__ = ["BACKEND_ENV", "Backend", "cupy_status", "resolve_backend", "state_dtype"]
 
 BACKEND_ENV = "JELLYZOO_KERNEL_BACKEND"
 Backend = Literal["auto", "torch", "cupy"]
 _CHOICES = ("auto", "torch", "cupy")
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def state_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype of neuron states for inputs of `dtype`: float32 for half precision, else the input's own."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 @functools.cache

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["KERNEL_DIR", "DTYPE_SUFFIX", "kernel_name", "launch", "source_path"]
+__all__ = [
+    "DTYPE_SUFFIX",
+    "KERNEL_DIR",
+    "THREADS_PER_BLOCK",
+    "elementwise_grid",
+    "kernel_name",
+    "launch",
+    "source_path",
+]
 
 KERNEL_DIR = Path(__file__).resolve().parent
 
@@ -24,6 +32,15 @@ DTYPE_SUFFIX = {torch.float32: "f32", torch.float16: "f16", torch.bfloat16: "bf1
 
 _COMPILE_OPTIONS = ("--std=c++17", f"-I{KERNEL_DIR}")
 """C++17, and this folder on the include path for the shared headers (dtype_conversion.cuh, spike_functions.cuh)."""
+
+
+THREADS_PER_BLOCK = 256
+"""Block size of every jellyzoo kernel: 1-D launches, one thread per element or neuron."""
+
+
+def elementwise_grid(count: int) -> tuple[tuple[int], tuple[int]]:
+    """(grid, block) of a 1-D launch with one thread for each of `count` elements or neurons."""
+    return ((count + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,), (THREADS_PER_BLOCK,)
 
 
 def source_path(source_name: str) -> Path:

@@ -18,15 +18,13 @@ from functools import partial
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend
-from zoo.kernels.cupy_runtime import kernel_name, launch
+from zoo.kernels.backend import Backend, resolve_backend, state_dtype
+from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["lif_scan", "lif_scan_reference"]
 
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
-
-_THREADS_PER_BLOCK = 256
 
 
 def check_lif_inputs(current: torch.Tensor, alpha: torch.Tensor) -> None:
@@ -45,11 +43,6 @@ def check_lif_inputs(current: torch.Tensor, alpha: torch.Tensor) -> None:
         )
     if alpha.device != current.device:
         raise ValueError(f"lif_scan: alpha is on {alpha.device} but current is on {current.device}")
-
-
-def _state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half-precision inputs keep their state in float32; float32/float64 keep their own precision."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def lif_scan_reference(
@@ -75,12 +68,12 @@ def lif_scan_reference(
     if spike_fn is None:
         fire = signed_spike_reference if signed else spike_reference
         spike_fn = partial(fire, threshold=threshold, gamma=gamma)
-    state_dtype = _state_dtype(current.dtype)
-    leak = alpha.to(state_dtype).view(-1, *([1] * (current.dim() - 3)))
-    u = torch.zeros(current.shape[1:], dtype=state_dtype, device=current.device)
+    compute_dtype = state_dtype(current.dtype)
+    leak = alpha.to(compute_dtype).view(-1, *([1] * (current.dim() - 3)))
+    u = torch.zeros(current.shape[1:], dtype=compute_dtype, device=current.device)
     s = torch.zeros_like(u)
     spikes = []
-    for current_t in current.to(state_dtype).unbind(0):
+    for current_t in current.to(compute_dtype).unbind(0):
         u = leak * u + current_t - threshold * s
         s = spike_fn(u)
         spikes.append(s)
@@ -148,10 +141,7 @@ def _launch_per_neuron(kernel: str, sequence: torch.Tensor, args: list) -> None:
     """Run `kernel` of lif_scan.cu for the dtype of `sequence` [T, B, C, *spatial], one thread per neuron."""
     neurons = sequence[0].numel()
     if neurons:
-        blocks = (neurons + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
-        launch(
-            "lif_scan.cu", kernel_name(kernel, sequence.dtype), sequence.device, (blocks,), (_THREADS_PER_BLOCK,), args
-        )
+        launch("lif_scan.cu", kernel_name(kernel, sequence.dtype), sequence.device, *elementwise_grid(neurons), args)
 
 
 def lif_scan(

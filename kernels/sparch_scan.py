@@ -30,13 +30,12 @@ import math
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend
-from zoo.kernels.cupy_runtime import kernel_name, launch
+from zoo.kernels.backend import Backend, resolve_backend, state_dtype
+from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
 
 __all__ = ["boxcar_spike", "sparch_scan", "sparch_scan_reference"]
 
 SOURCE = "sparch_scan.cu"
-THREADS_PER_BLOCK = 256
 
 
 def boxcar_spike(x: torch.Tensor) -> torch.Tensor:
@@ -44,11 +43,6 @@ def boxcar_spike(x: torch.Tensor) -> torch.Tensor:
     fired = (x > 0).to(x.dtype)
     window = ((x > -0.5) & (x <= 0.5)).to(x.dtype)
     return fired + (x - x.detach()) * window
-
-
-def _state_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Half-precision inputs keep their state in float32; float32/float64 keep their own precision."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def check_sparch_inputs(
@@ -112,19 +106,19 @@ def sparch_scan_reference(
     Args and returns as `sparch_scan`.
     """
     check_sparch_inputs(current, alpha, u0, s0, (beta, a, b, w0), recurrent, threshold)
-    state_dtype = _state_dtype(current.dtype)
-    alpha = alpha.to(state_dtype)
+    compute_dtype = state_dtype(current.dtype)
+    alpha = alpha.to(compute_dtype)
     one_minus_alpha = 1 - alpha
     adaptive = beta is not None
     if adaptive:
-        beta, a, b, w = beta.to(state_dtype), a.to(state_dtype), b.to(state_dtype), w0.to(state_dtype)
+        beta, a, b, w = beta.to(compute_dtype), a.to(compute_dtype), b.to(compute_dtype), w0.to(compute_dtype)
     weight = None if recurrent is None else recurrent.to(current.dtype)
-    u, s = u0.to(state_dtype), s0.to(state_dtype)
+    u, s = u0.to(compute_dtype), s0.to(compute_dtype)
     spikes, membranes = [], []
-    for current_t in current.to(state_dtype).unbind(0):
+    for current_t in current.to(compute_dtype).unbind(0):
         drive = current_t
         if weight is not None:
-            drive = drive + (s.to(current.dtype) @ weight).to(state_dtype)
+            drive = drive + (s.to(current.dtype) @ weight).to(compute_dtype)
         if adaptive:
             w = beta * w + a * u + b * s
             drive = drive - w
@@ -174,10 +168,6 @@ def sparch_scan(
     return sparch_scan_reference(current, alpha, u0, s0, beta, a, b, w0, recurrent, threshold, spiking)
 
 
-def _blocks(neurons: int) -> tuple[tuple[int], tuple[int]]:
-    return ((neurons + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK,), (THREADS_PER_BLOCK,)
-
-
 class SparchScanCuPy(torch.autograd.Function):
     """`sparch_scan` on CUDA tensors with the kernels of ``sparch_scan.cu`` (see the module docstring)."""
 
@@ -198,7 +188,7 @@ class SparchScanCuPy(torch.autograd.Function):
         membrane = torch.empty(steps, batch, hidden, **f32)
         adaptation = torch.empty(steps, batch, hidden, **f32) if adaptive else membrane
         flags = [float(threshold), int(adaptive), int(spiking)]
-        grid, block = _blocks(neurons)
+        grid, block = elementwise_grid(neurons)
         common = [alpha_, beta_, a_, b_, u0_, w0_, s0_, spikes, membrane, adaptation]
         if recurrent is None:
             weight, drive = None, current
@@ -235,7 +225,7 @@ class SparchScanCuPy(torch.autograd.Function):
         delta_u = torch.zeros(batch, hidden, **f32)
         delta_w = torch.zeros(batch, hidden, **f32)
         partials = torch.zeros(4, batch, hidden, **f32)
-        grid, block = _blocks(neurons)
+        grid, block = elementwise_grid(neurons)
         states = [alpha, beta, a, b, u0, w0, s0, grad_current, delta_u, delta_w, partials]
         tail = [int(grad_spikes is not None), int(grad_membrane is not None), threshold, int(adaptive), int(spiking)]
         if not has_recurrent:

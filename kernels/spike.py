@@ -17,7 +17,7 @@ import math
 import torch
 
 from zoo.kernels.backend import Backend, resolve_backend
-from zoo.kernels.cupy_runtime import kernel_name, launch
+from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
 
 __all__ = [
     "signed_spike",
@@ -27,8 +27,6 @@ __all__ = [
     "spike_reference",
     "spike_surrogate",
 ]
-
-_THREADS_PER_BLOCK = 256
 
 
 def check_spike_parameters(threshold: float, gamma: float) -> None:
@@ -110,8 +108,7 @@ def _launch_elementwise(kernel: str, v: torch.Tensor, args: list) -> None:
     """Run `kernel` of spike.cu for v's dtype with one thread per element of `v` (nothing to do when empty)."""
     count = v.numel()
     if count:
-        blocks = (count + _THREADS_PER_BLOCK - 1) // _THREADS_PER_BLOCK
-        launch("spike.cu", kernel_name(kernel, v.dtype), v.device, (blocks,), (_THREADS_PER_BLOCK,), args)
+        launch("spike.cu", kernel_name(kernel, v.dtype), v.device, *elementwise_grid(count), args)
 
 
 def spike(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0, *, backend: Backend = "auto") -> torch.Tensor:

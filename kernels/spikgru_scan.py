@@ -20,8 +20,8 @@ from functools import partial
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend
-from zoo.kernels.cupy_runtime import kernel_name, launch
+from zoo.kernels.backend import Backend, resolve_backend, state_dtype
+from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["spikgru_scan", "spikgru_scan_reference"]
@@ -85,14 +85,14 @@ def spikgru_scan_reference(
     if spike_fn is None:
         fire = signed_spike_reference if signed else spike_reference
         spike_fn = partial(fire, threshold=threshold, gamma=gamma)
-    state_dtype = torch.float32 if proj.dtype in (torch.float16, torch.bfloat16) else proj.dtype
+    compute_dtype = state_dtype(proj.dtype)
     hidden = alpha.shape[0]
-    weight, leak, bias = U.to(state_dtype), alpha.to(state_dtype), b_ui.to(state_dtype)
-    s = torch.zeros(proj.shape[1], hidden, dtype=state_dtype, device=proj.device)
+    weight, leak, bias = U.to(compute_dtype), alpha.to(compute_dtype), b_ui.to(compute_dtype)
+    s = torch.zeros(proj.shape[1], hidden, dtype=compute_dtype, device=proj.device)
     i = torch.zeros_like(s)
     v = torch.zeros_like(s)
     spikes = []
-    for proj_t in proj.to(state_dtype).unbind(0):
+    for proj_t in proj.to(compute_dtype).unbind(0):
         recurrent = s @ weight.T
         if gates == 2:
             pz, pr, pi = proj_t.split(hidden, dim=1)
@@ -112,7 +112,6 @@ def spikgru_scan_reference(
 
 
 _SOURCE = "spikgru_scan.cu"
-_THREADS = 256
 
 
 class SpikGRUScanCuPy(torch.autograd.Function):
@@ -158,7 +157,7 @@ class SpikGRUScanCuPy(torch.autograd.Function):
         spikes = torch.empty(steps, batch, hidden, dtype=proj.dtype, device=proj.device)
 
         function = kernel_name("spikgru_forward", proj.dtype)
-        grid = (_block_count(batch * hidden, _THREADS),)
+        grid, block = elementwise_grid(batch * hidden)
         weight_t = weight.t()
         for t in range(steps):
             now, before = t % slots, (t - 1) % slots
@@ -170,7 +169,7 @@ class SpikGRUScanCuPy(torch.autograd.Function):
                 function,
                 proj.device,
                 grid,
-                (_THREADS,),
+                block,
                 (
                     proj[t], rec, leak, bias, s_prev, i_state[before], v_state[before], s_out, i_state[now],
                     v_state[now], spikes[t], z_save[gate_slot], r_save[gate_slot if gates == 2 else 0],
@@ -201,7 +200,7 @@ class SpikGRUScanCuPy(torch.autograd.Function):
         dproj = torch.empty(steps, batch, width, dtype=grad_spikes.dtype, device=spikes.device)
 
         function = kernel_name("spikgru_backward", grad_spikes.dtype)
-        grid = (_block_count(batch * hidden, _THREADS),)
+        grid, block = elementwise_grid(batch * hidden)
         for t in reversed(range(steps)):
             next_t, prev_t = min(t + 1, steps - 1), max(t - 1, 0)
             gate_t = t if gates == 2 else 0
@@ -210,7 +209,7 @@ class SpikGRUScanCuPy(torch.autograd.Function):
                 function,
                 spikes.device,
                 grid,
-                (_THREADS,),
+                block,
                 (
                     grad_spikes[t], carry, gv, gi, z_all[t], z_all[next_t], v_all[t], v_all[prev_t], i_all[t],
                     i_all[prev_t], r_all[gate_t], c_all[gate_t], leak, dproj[t], drec[t], acc_alpha, acc_bias,
@@ -231,11 +230,6 @@ class SpikGRUScanCuPy(torch.autograd.Function):
             grad_bias = acc_bias.sum(0).to(bias_dtype)
         grad_proj = dproj if ctx.needs_input_grad[0] else None
         return grad_proj, grad_U, grad_alpha, grad_bias, None, None, None, None, None
-
-
-def _block_count(count: int, block: int) -> int:
-    """Number of blocks of `block` threads covering `count` elements."""
-    return (count + block - 1) // block
 
 
 def spikgru_scan(
