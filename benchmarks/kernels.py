@@ -1,7 +1,7 @@
 """Time the fused kernels: forward and forward+backward, PyTorch reference vs CuPy (and spikingjelly's LIF).
 
 Usage:
-    python benchmarks/kernels.py [--device cuda|cpu] [--quick] [--out benchmarks/results]
+    python -m benchmarks.kernels [--device cuda|cpu] [--quick] [--out benchmarks/results]
 
 Sizes (the SpikGRU-DVSLip paper model, design note spikgru.md sections 5.2 and 5.3):
 - `spike`, `signed_spike`: the layer-1 frontend membrane [T=90, B=32, 64, 44, 44];
@@ -29,19 +29,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
+from benchmarks.measurement import environment, measure_ms
 from zoo.kernels import lif_scan, signed_spike, spike, spikgru_scan
 from zoo.kernels.backend import cupy_status
 
@@ -63,28 +60,6 @@ class Timing:
     repeats: int
     min_bytes: int
     achieved_gbs: float
-
-
-def measure_ms(run: Callable[[int], object], device: torch.device, warmup: int, repeats: int) -> list[float]:
-    """Milliseconds of `run(k)` for k = 0..repeats-1 after `warmup` untimed calls (CUDA events on a GPU)."""
-    for k in range(warmup):
-        run(k)
-    times = []
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        for k in range(repeats):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            run(k)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-    else:
-        for k in range(repeats):
-            start = time.perf_counter()
-            run(k)
-            times.append(1e3 * (time.perf_counter() - start))
-    return times
 
 
 def copy_bandwidth_gbs(device: torch.device, megabytes: int, warmup: int, repeats: int) -> float:
@@ -202,38 +177,6 @@ def speedups(results: list[Timing]) -> list[dict[str, object]]:
             if (op, mode, other) in table:
                 rows.append({"op": op, "mode": mode, "versus": other, "speedup": table[(op, mode, other)] / ms})
     return rows
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo where there is one, else what `platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
-
-
-def environment(device: torch.device) -> dict[str, object]:
-    """Device name and library versions for the report."""
-    versions = {}
-    for package in ("torch", "spikingjelly", "cupy-cuda13x", "cupy-cuda12x", "cupy"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return {
-        "device": str(device),
-        "device_name": name,
-        "cpu_threads": torch.get_num_threads(),
-        "load_average_1min": os.getloadavg()[0],
-        "torch_cuda": torch.version.cuda,
-        "cupy_status": cupy_status()[1],
-        "python": platform.python_version(),
-        "versions": versions,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def markdown(report: dict) -> str:
