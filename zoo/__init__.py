@@ -6,6 +6,7 @@
 >>> zoo.model_info("spikgru2plus").num_params
 """
 
+from zoo.layers.spike_record import firing_rates, spike_penalty
 from zoo.registry import (
     ModelInfo,
     TensorSpec,
@@ -20,9 +21,11 @@ __all__ = [
     "ModelInfo",
     "TensorSpec",
     "build",
+    "firing_rates",
     "list_models",
     "model_info",
     "register_model",
     "resolve_config",
+    "spike_penalty",
 ]
 __version__ = "0.1.0"
