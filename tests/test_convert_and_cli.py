@@ -1,4 +1,4 @@
-"""Converter registry, firing-rate recorder and the `python -m zoo` look-ups."""
+"""Converter registry and the `python -m zoo` look-ups."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from torch import nn
 import zoo
 from zoo import convert, registry
 from zoo.__main__ import main, models_table
-from zoo.layers.firing import FiringRate, firing_rates
 
 SPEC = zoo.TensorSpec(shape=("B", 2), axes={"B": "batch"})
 
@@ -75,17 +74,6 @@ def test_from_reference_errors_for_unknown_models_and_missing_converters(registe
 
     with pytest.raises(KeyError, match="no converter from the original code for 'test-no-converter'"):
         convert.from_reference("test-no-converter", {})
-
-
-def test_firing_rates_are_device_tensors_collected_by_name() -> None:
-    model = nn.Sequential(nn.Identity(), FiringRate(), nn.Sequential(FiringRate()))
-    assert firing_rates(model) == {}
-    spikes = torch.tensor([[1.0, 0.0, -1.0, 0.0]], requires_grad=True)
-    model(spikes)
-    rates = firing_rates(model)
-    assert set(rates) == {"1", "2.0"}
-    assert rates["1"].dim() == 0 and rates["1"].item() == 0.5 and not rates["1"].requires_grad
-    assert firing_rates(model, detach=False)["1"].requires_grad
 
 
 def test_cli_lists_and_describes_models(registered: None, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,7 +75,7 @@ def test_matches_reference_fixture(reference_dir: Path, fixture_name: str) -> No
     if spiking:
         rates = fixture["outputs"]["firing_rates"]
         torch.testing.assert_close(output[1], rates, atol=1e-7, rtol=0)
-        per_layer = model.firing_rates()
+        per_layer = zoo.firing_rates(model)
         assert sorted(per_layer) == [f"layers.{i}.firing" for i in range(2)]
         for index, rate in enumerate(rates.chunk(2)):
             torch.testing.assert_close(per_layer[f"layers.{index}.firing"], rate.mean(), atol=1e-7, rtol=0)
@@ -313,7 +313,7 @@ def test_lengths_make_a_padded_batch_equal_each_sample_alone(kind: str) -> None:
     x, lengths = _padded_batch(samples, steps=9)
     with torch.no_grad():
         batched = model((x, lengths))
-        rates = model.firing_rates() if kind in SPIKING else {}
+        rates = zoo.firing_rates(model) if kind in SPIKING else {}
         alone = [model(sample.unsqueeze(0)) for sample in samples]
         if kind in SPIKING:
             batched_scores = batched[0]
@@ -331,7 +331,7 @@ def test_lengths_make_a_padded_batch_equal_each_sample_alone(kind: str) -> None:
             for sample in samples:
                 with torch.no_grad():
                     model(sample.unsqueeze(0))
-                per_sample.append(model.firing_rates()[name])
+                per_sample.append(zoo.firing_rates(model)[name])
             torch.testing.assert_close(rate, sum(w * r for w, r in zip(weights, per_sample, strict=True)))
 
 

@@ -66,7 +66,7 @@ def test_all_models_registered_with_reference_parameter_counts() -> None:
         info = zoo.model_info(name)
         assert info.num_params == REFERENCE_PARAMS[name], name
         assert info.family == "spikgru"
-        assert info.inputs["events"].shape == ("B", "T", 2, 88, 88)
+        assert info.inputs.shape == ("B", "T", 2, 88, 88)
 
 
 def test_state_dict_shapes_match_reference_manifests(reference_dir: Path) -> None:
@@ -101,7 +101,7 @@ def test_forward_and_backward_on_cpu(name: str) -> None:
     events = event_frames(batch=1, steps=4)
     logits = model(events)
     assert logits.shape == (1, 100)
-    rates = model.firing_rates()
+    rates = zoo.firing_rates(model)
     assert len(rates) == RATE_COUNTS.get(name, 22)
     assert all(rate.dim() == 0 and rate.device == events.device for rate in rates.values())
     F.cross_entropy(logits, torch.tensor([3])).backward()
@@ -163,19 +163,19 @@ def test_spike_loss_weightings() -> None:
     torch.manual_seed(2)
     model = small("spikgru2plus").eval()
     model(event_frames(1, 4))
-    records = [m for m in model.modules() if getattr(m, "spike_loss_terms", 0)]
+    records = [m for m in model.modules() if getattr(m, "penalty_terms", 0)]
     assert len(records) == 20
     rates = torch.stack([record.rate for record in records])
-    assert model.spike_loss().item() == pytest.approx(0.5 * rates.sum().item(), rel=1e-6)
+    assert zoo.spike_penalty(model).item() == pytest.approx(0.5 * rates.sum().item(), rel=1e-6)
     synapses = torch.tensor([record.synapses for record in records], dtype=torch.float64)
     assert model.frontend.stem.neuron.activity.synapses == 64 * 22 * 22 * 9
     assert model.frontend.layer2[0].neuron1.activity.synapses == 64 * 22 * 22 * 64 * 9
     assert model.head.layers[2].activity.synapses == 16 * (24 + 100)
     expected = 0.5 * (synapses / synapses.mean() * rates.double()).sum()
-    assert model.spike_loss("synapses").item() == pytest.approx(expected.item(), rel=1e-5)
+    assert zoo.spike_penalty(model, "synapses").item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="weighting"):
-        model.spike_loss("fanin")
-    model.spike_loss("synapses").backward()
+        zoo.spike_penalty(model, "fanin")
+    zoo.spike_penalty(model, "synapses").backward()
     assert model.frontend.stem.conv.weight.grad.abs().sum() > 0
 
 
@@ -185,9 +185,9 @@ def test_spike_loss_term_has_the_gradient_of_mean_square_spikes() -> None:
         neuron = LIFNeuron(4, NeuronSettings(signed=signed))
         current = (2 * torch.randn(5, 2, 4, 3, 3)).requires_grad_()
         spikes = neuron(current)
-        (term_grad,) = torch.autograd.grad(neuron.activity.square_mean, current, retain_graph=True)
+        (term_grad,) = torch.autograd.grad(neuron.activity.penalty, current, retain_graph=True)
         (direct_grad,) = torch.autograd.grad(spikes.square().mean(), current)
-        assert neuron.activity.square_mean.item() == spikes.square().mean().item()
+        assert neuron.activity.penalty.item() == spikes.square().mean().item()
         torch.testing.assert_close(term_grad, direct_grad)
 
 
@@ -225,8 +225,8 @@ def test_firing_rates_and_spike_loss_need_no_host_sync() -> None:
     try:
         with torch.no_grad():
             model(events)
-            rates = model.firing_rates()
-            loss = model.spike_loss()
+            rates = zoo.firing_rates(model)
+            loss = zoo.spike_penalty(model)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     values = torch.stack([*rates.values(), loss]).tolist()

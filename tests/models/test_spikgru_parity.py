@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+import zoo
 from zoo.convert import from_reference
-from zoo.layers.spike_activity import ActivityRecord
+from zoo.layers.spike_record import SpikeRecord
 
 FIXTURE_MODELS = {
     "spikgru2plus": "spikgru2plus",
@@ -59,7 +60,7 @@ def build(config: str, fixture: dict, **overrides) -> torch.nn.Module:
 
 
 def our_spike_name(module_name: str) -> str:
-    """Fixture name of the activations recorded by one of our ActivityRecords."""
+    """Fixture name of the activations recorded by one of our SpikeRecords."""
     parts = module_name.removesuffix(".activity").split(".")
     fixed = {"stem.neuron": "layer1", "pool.neuron": "avgpool", "global_pool.neuron": "adaptavgpool"}
     if parts[0] == "frontend" and ".".join(parts[1:]) in fixed:
@@ -77,7 +78,7 @@ def capture_spikes(model: torch.nn.Module, events: torch.Tensor) -> tuple[torch.
     captured = {}
     hooks = []
     for module_name, module in model.named_modules():
-        if isinstance(module, ActivityRecord):
+        if isinstance(module, SpikeRecord):
             name = our_spike_name(module_name)
 
             def hook(_module, _inputs, output, name=name):
@@ -136,8 +137,8 @@ def test_forward_matches_fixture(spikgru_dir: Path, config: str) -> None:
 
     torch.testing.assert_close(steps, outputs["logits"], atol=LOGITS_ATOL, rtol=0)
     torch.testing.assert_close(steps.mean(1), outputs["logits_mean"], atol=LOGITS_ATOL, rtol=0)
-    assert model.spike_loss().item() == pytest.approx(outputs["loss_act"].item(), rel=1e-5)
-    rates = torch.stack(list(model.firing_rates().values()))
+    assert zoo.spike_penalty(model).item() == pytest.approx(outputs["loss_act"].item(), rel=1e-5)
+    rates = torch.stack(list(zoo.firing_rates(model).values()))
     expected_rates = reference_rate_order(outputs["spike_act"])
     if model.head_kind == "gru":
         expected_rates = expected_rates[:20]

@@ -94,7 +94,7 @@ def test_paper_v2_spike_digests(paper_v2_run):
 
 def test_paper_v2_firing_rates_are_densities(paper_v2_run):
     fixture, model, _, _ = paper_v2_run
-    rates = {name: float(value) for name, value in model.firing_rates().items()}
+    rates = {name: float(value) for name, value in zoo.firing_rates(model).items()}
     reference = fixture["diagnostics"]["firing_rates_per_spiking_layer"]
     ours = {
         "bottom.2": "encoder.0.neuron.rate",
@@ -109,7 +109,7 @@ def test_paper_v2_firing_rates_are_densities(paper_v2_run):
     digests = fixture["output_digests"]
     assert rates["bottleneck_density"] == pytest.approx(digests["spk_rconv"]["nonzero"] / (512 * 17 * 22))
     assert rates["skip_densities.3"] == pytest.approx(digests["spk_add1"]["nonzero"] / (32 * 260 * 346))
-    assert all(value.dim() == 0 for value in model.firing_rates().values())
+    assert all(value.dim() == 0 for value in zoo.firing_rates(model).values())
 
 
 @pytest.mark.parametrize(
@@ -204,10 +204,10 @@ def test_surrogate_gradients_and_spike_penalty():
             block.conv.weight.mul_(6)
     x = torch.poisson(torch.full((1, 1, 4, 24, 32), 1.0))
     depths = model(x)
-    penalty = model.spike_penalty()
+    penalty = zoo.spike_penalty(model)
     (depths.square().mean() + penalty).backward()
     assert penalty.item() > 0
     assert model.encoder[0].conv.weight.grad.abs().sum() > 0
     assert model.bottleneck[0].layer1.conv.weight.grad is not None
     with pytest.raises(RuntimeError, match="ANN"):
-        zoo.build("stereospike-ann", **SMALL).spike_penalty()
+        zoo.spike_penalty(zoo.build("stereospike-ann", **SMALL))

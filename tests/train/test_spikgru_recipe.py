@@ -93,6 +93,6 @@ def test_spikgru_loss_adds_the_weighted_spike_loss() -> None:
     plain = spikgru_loss(logits, target, model)
     torch.testing.assert_close(plain, F.cross_entropy(logits, target))
     regularised = spikgru_loss(logits, target, model, actreg=5.0)
-    torch.testing.assert_close(regularised, plain + 5.0 * model.spike_loss())
+    torch.testing.assert_close(regularised, plain + 5.0 * zoo.spike_penalty(model))
     weighted = spikgru_loss(logits, target, model, actreg=5.0, weighting="synapses")
-    torch.testing.assert_close(weighted, plain + 5.0 * model.spike_loss("synapses"))
+    torch.testing.assert_close(weighted, plain + 5.0 * zoo.spike_penalty(model, "synapses"))

@@ -68,7 +68,7 @@ def test_depth_loss_sums_all_four_outputs_and_the_spike_penalty() -> None:
     final_only = depth_loss(output, target, model, output_weights=(0.0, 0.0, 0.0, 1.0))
     assert base > final_only > 0
     penalised = depth_loss(output, target, model, spike_penalty=0.5)
-    assert penalised.item() == pytest.approx((base + 0.5 * model.spike_penalty()).item(), rel=1e-6)
+    assert penalised.item() == pytest.approx((base + 0.5 * zoo.spike_penalty(model)).item(), rel=1e-6)
     assert depth_loss(target.expand(1, 4, 12, 16), target, model) == 0
     with pytest.raises(ValueError, match="output_weights"):
         depth_loss(output, target, model, output_weights=(1.0, 1.0))

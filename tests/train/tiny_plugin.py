@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.layers.firing import FiringRate, firing_rates
+from zoo.layers.spike_record import SpikeRecord
 from zoo.train import Recipe, register_dataset, register_recipe
 
 MODEL = "test-engine-mlp"
@@ -34,7 +34,7 @@ class TinyMLP(nn.Module):
         self.encoder = nn.Linear(FEATURES, hidden)
         self.leak = nn.Parameter(torch.full((hidden,), 0.9))
         self.dropout = nn.Dropout(dropout)
-        self.rate = FiringRate()
+        self.rate = SpikeRecord(spikes=False)
         self.head = nn.Linear(hidden, CLASSES)
         self.clamp_calls = 0
 
@@ -46,17 +46,14 @@ class TinyMLP(nn.Module):
         self.leak.clamp_(0.0, 1.0)
         self.clamp_calls += 1
 
-    def firing_rates(self) -> dict[str, torch.Tensor]:
-        return firing_rates(self)
-
 
 @zoo.register_model(
     MODEL,
     family="test",
     paper="(engine tests)",
     citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
-    inputs={"inputs": zoo.TensorSpec(("B", FEATURES), {"B": "batch"})},
-    outputs={"logits": zoo.TensorSpec(("B", CLASSES), {"B": "batch"})},
+    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
+    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
 )
 def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
     return TinyMLP(hidden, dropout)
@@ -67,11 +64,11 @@ def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
     family="test",
     paper="(engine tests)",
     citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
-    inputs={"input": zoo.TensorSpec(("B", FEATURES), {"B": "batch"})},
-    outputs={"logits": zoo.TensorSpec(("B", CLASSES), {"B": "batch"})},
+    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
+    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
 )
 def linear(bias: bool = True) -> nn.Module:
-    """A model without `clamp_parameters` or `firing_rates` (the engine's hooks are optional)."""
+    """A model without `clamp_parameters` or a `SpikeRecord` (the engine's hooks are optional)."""
     return nn.Linear(FEATURES, CLASSES, bias=bias)
 
 

@@ -8,7 +8,7 @@ BatchNorm run on all T frames at once (T folded into the batch), and the neurons
 - residual blocks add the shortcut (input spikes, or BN(1x1 stride-2 conv)) to the *current* of their second LIF.
 
 ``spiking=False`` gives the ANN twin of the original ``-a`` mode: ReLU instead of LIF, plain pooling, and
-(with ``batch_norm=False``) biased convolutions. Every neuron is followed by an `ActivityRecord`.
+(with ``batch_norm=False``) biased convolutions. Every neuron is followed by a `SpikeRecord`.
 
 Stage sizes for the 88x88 input: stem 64x44x44, pool 64x22x22, layer2 64x22x22, layer3 128x11x11,
 layer4 256x6x6, layer5 512x3x3, global pool 512.
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.kernels import lif_scan
-from zoo.layers.spike_activity import ActivityRecord
+from zoo.layers.spike_record import SpikeRecord
 
 __all__ = [
     "CurrentResidualBlock",
@@ -64,17 +64,17 @@ class LIFNeuron(nn.Module):
         channels: C; one learnable leak `alpha` per channel (initialised to 0.9), or none with ``learnable_leak=False``
             (IF neuron: leak fixed to 1).
         settings: spike kind, threshold and surrogate sharpness.
-        spike_loss_terms: 1 if the spikes enter the spike loss (LIF layers), 0 if only their rate is reported.
+        penalty_terms: 1 if the spikes enter the spike loss (LIF layers), 0 if only their rate is reported.
     """
 
-    def __init__(self, channels: int, settings: NeuronSettings, learnable_leak: bool = True, spike_loss_terms: int = 1):
+    def __init__(self, channels: int, settings: NeuronSettings, learnable_leak: bool = True, penalty_terms: int = 1):
         super().__init__()
         self.settings = settings
         if learnable_leak:
             self.alpha = nn.Parameter(torch.full((channels,), LEAK_INIT))
         else:
             self.register_buffer("alpha", torch.ones(channels), persistent=False)
-        self.activity = ActivityRecord(spike_loss_terms=spike_loss_terms, spikes=True)
+        self.activity = SpikeRecord(penalty_terms=penalty_terms, spikes=True)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         settings = self.settings
@@ -91,9 +91,9 @@ class LIFNeuron(nn.Module):
 class ReLUNeuron(nn.Module):
     """ReLU on any tensor, with its mean activation recorded (the ANN twin of `LIFNeuron`)."""
 
-    def __init__(self, spike_loss_terms: int = 1) -> None:
+    def __init__(self, penalty_terms: int = 1) -> None:
         super().__init__()
-        self.activity = ActivityRecord(spike_loss_terms=spike_loss_terms, spikes=False)
+        self.activity = SpikeRecord(penalty_terms=penalty_terms, spikes=False)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         return self.activity(torch.relu(current))
@@ -153,9 +153,9 @@ class PoolingNeuron(nn.Module):
         self.kernel_size = kernel_size
         self.stride = stride
         if settings.spiking:
-            self.neuron = LIFNeuron(channels, settings, learnable_leak=False, spike_loss_terms=0)
+            self.neuron = LIFNeuron(channels, settings, learnable_leak=False, penalty_terms=0)
         else:
-            self.neuron = ActivityRecord(spike_loss_terms=0, spikes=False)
+            self.neuron = SpikeRecord(penalty_terms=0, spikes=False)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         folded = spikes.flatten(0, 1)
@@ -252,7 +252,7 @@ class SpikingResNet18Frontend(nn.Module):
         """The 8 residual blocks in forward order."""
         return [block for stage in (self.layer2, self.layer3, self.layer4, self.layer5) for block in stage]
 
-    def activity_records(self) -> list[ActivityRecord]:
+    def activity_records(self) -> list[SpikeRecord]:
         """The records of every spiking layer in forward order: stem, pool, (mid, out) per block, global pool."""
         records = [self.stem.neuron.activity, _record(self.pool.neuron)]
         for block in self.blocks():
@@ -283,5 +283,5 @@ class SpikingResNet18Frontend(nn.Module):
             block.neuron2.activity.synapses = float(fan)
 
 
-def _record(neuron: nn.Module) -> ActivityRecord:
-    return neuron if isinstance(neuron, ActivityRecord) else neuron.activity
+def _record(neuron: nn.Module) -> SpikeRecord:
+    return neuron if isinstance(neuron, SpikeRecord) else neuron.activity

@@ -12,7 +12,7 @@ marks frames ``t >= lengths[b]`` as padding, and padding then changes nothing:
   running statistics from them (unbiased variance, momentum 0.05) exactly as BatchNorm1d would on those rows alone;
 - bidirectional layers reverse each sequence within its own length (the padding stays at the end);
 - the SNN readout's sum of softmax and the ANN readout's sum of softmax run over valid steps only;
-- firing rates (`firing_rates()` and the per-neuron rates output) are means over valid steps.
+- firing rates (`zoo.firing_rates(model)` and the per-neuron rates output) are means over valid steps.
 Padded steps still run through the recurrences (after the valid ones, so they cannot reach them). Checking the
 lengths (1 <= lengths <= T) reads one flag from the device per forward.
 
@@ -46,8 +46,9 @@ import torch
 from torch import nn
 
 from zoo.kernels import sparch_scan
-from zoo.layers.firing import FiringRate, firing_rates
-from zoo.registry import SmallConfig, TensorSpec, register_model
+from zoo.layers.spike_record import SpikeRecord
+from zoo.layers.valid_steps import valid_mask, valid_mean, valid_sum
+from zoo.registry import TensorSpec, register_model
 
 __all__ = [
     "DATASET_PRESETS",
@@ -81,20 +82,18 @@ BATCHNORM_MOMENTUM = 0.05
 
 
 class SequenceBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over the last axis of [..., H], with statistics over all other axes (batch and time).
+    """BatchNorm1d over the last axis of x [T, B, H], with statistics over time and batch.
 
-    `valid` ([...] bool, the shape of x without H) restricts the training statistics and the running-statistics
+    `valid` ([T, B] bool) restricts the training statistics and the running-statistics
     update to the True rows; in eval mode every row is normalised with the running statistics either way.
     """
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         if valid is None or not self.training:
             return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
-        padding = ~valid.unsqueeze(-1)
         count = valid.sum()
-        axes = tuple(range(x.dim() - 1))
-        mean = x.masked_fill(padding, 0.0).sum(axes) / count
-        variance = (x - mean).masked_fill(padding, 0.0).square().sum(axes) / count
+        mean = valid_mean(x, valid)
+        variance = valid_mean((x - mean).square(), valid)
         with torch.no_grad():
             self.num_batches_tracked += 1
             self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
@@ -104,33 +103,9 @@ class SequenceBatchNorm(nn.BatchNorm1d):
         return y * self.weight + self.bias if self.affine else y
 
 
-class SequenceFiringRate(FiringRate):
-    """`FiringRate` on spikes [T, B, H] whose optional `valid` [T, B] mask leaves padded steps out of the mean."""
-
-    def forward(self, spikes: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        if valid is None:
-            return super().forward(spikes)
-        self.rate = _valid_mean(spikes.abs(), valid).mean()
-        return spikes
-
-
 def _normalize(norm: nn.Module, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """`norm` of x [T, B, H]; only BatchNorm needs the valid-step mask (LayerNorm and identity act per row)."""
     return norm(x, valid) if isinstance(norm, SequenceBatchNorm) else norm(x)
-
-
-def _valid_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """[T, B, H] -> [H]: mean over time and batch, over the valid steps only when a [T, B] mask is given."""
-    if valid is None:
-        return x.mean(dim=(0, 1))
-    return x.masked_fill(~valid.unsqueeze(-1), 0.0).sum(dim=(0, 1)) / valid.sum()
-
-
-def _valid_sum(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """[T, B, C] -> [B, C]: sum over time, over the valid steps only when a [T, B] mask is given."""
-    if valid is None:
-        return x.sum(0)
-    return x.masked_fill(~valid.unsqueeze(-1), 0.0).sum(0)
 
 
 def make_norm(normalization: Normalization, features: int) -> nn.Module:
@@ -157,9 +132,10 @@ def _reverse(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return x.gather(0, index.view(*index.shape, *[1] * (x.dim() - 2)).expand_as(x))
 
 
-def _stack_directions(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """[T, B, F] -> [T, 2B, F]: the sequence and its time-reversed copy on the batch axis."""
-    return torch.cat([x, _reverse(x, valid)], dim=1)
+def _stack_directions(x: torch.Tensor, valid: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[T, B, F] -> [T, 2B, F]: the sequence and its time-reversed copy on the batch axis, with their mask [T, 2B]."""
+    stacked_valid = None if valid is None else valid.repeat(1, 2)
+    return torch.cat([x, _reverse(x, valid)], dim=1), stacked_valid
 
 
 def _merge_directions(y: torch.Tensor, batch: int, valid: torch.Tensor | None) -> torch.Tensor:
@@ -197,8 +173,7 @@ def _unpack(inputs: SequenceInput, features: int, model: str) -> tuple[torch.Ten
     lengths = lengths.to(x.device)
     if bool(((lengths < 1) | (lengths > steps)).any()):
         raise ValueError(f"{model}: lengths must lie in [1, T={steps}], got {lengths.tolist()}")
-    valid = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)
-    return x.transpose(0, 1), valid
+    return x.transpose(0, 1), valid_mask(lengths, steps)
 
 
 class SparchSpikingLayer(nn.Module):
@@ -245,7 +220,7 @@ class SparchSpikingLayer(nn.Module):
             self.b = _uniform_parameter(hidden_size, B_RANGE)
         self.norm = make_norm(normalization, hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.firing = SequenceFiringRate()
+        self.firing = SpikeRecord()
 
     @property
     def output_size(self) -> int:
@@ -269,10 +244,7 @@ class SparchSpikingLayer(nn.Module):
         valid: optional [T, B] bool mask of the real (non-padding) steps, see the module docstring.
         """
         batch = x.shape[1]
-        stacked_valid = valid
-        if self.bidirectional:
-            x = _stack_directions(x, valid)
-            stacked_valid = None if valid is None else valid.repeat(1, 2)
+        x, stacked_valid = _stack_directions(x, valid) if self.bidirectional else (x, valid)
         current = _normalize(self.norm, self.input(x), stacked_valid)
         u0 = self._initial_state(current.shape[1], current)
         adaptation = {}
@@ -323,7 +295,7 @@ class SparchReadout(nn.Module):
         zeros = torch.zeros(shape, device=current.device)
         u0 = zeros if self.initial_state == "zeros" else torch.rand(shape, device=current.device)
         _, membrane = sparch_scan(current, self.alpha.clamp(*ALPHA_RANGE), u0, zeros, spiking=False)
-        return _valid_sum(membrane.softmax(dim=-1), valid)
+        return valid_sum(membrane.softmax(dim=-1), valid)
 
 
 class SparchSNN(nn.Module):
@@ -332,8 +304,8 @@ class SparchSNN(nn.Module):
     Forward: x (B, T, F) or (x, lengths (B,)) -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns
     them: scores = sum over time of per-step class probabilities; neuron_rates = every hidden neuron's mean spike
     count over batch and time, after dropout (what sparch's optional firing-rate regulariser uses). With lengths,
-    padded steps are left out (module docstring). `firing_rates()` gives
-    the per-layer means of the last forward as 0-d device tensors (no host synchronisation).
+    padded steps are left out (module docstring). Each hidden layer ends in a `SpikeRecord` (``layers.<i>.firing``),
+    so `zoo.firing_rates(model)` gives the per-layer means of the last forward as 0-d device tensors.
     """
 
     def __init__(
@@ -370,12 +342,8 @@ class SparchSNN(nn.Module):
         rates = []
         for layer in self.layers:
             h = layer(h, valid)
-            rates.append(_valid_mean(h, valid))
+            rates.append(valid_mean(h, valid))
         return self.readout(h, valid), torch.cat(rates)
-
-    def firing_rates(self) -> dict[str, torch.Tensor]:
-        """Mean spike count per neuron-step of each hidden layer in the last forward, {name: 0-d tensor}."""
-        return firing_rates(self)
 
 
 class SparchANNLayer(nn.Module):
@@ -432,10 +400,7 @@ class SparchANNLayer(nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """x: [T, B, F] -> activations [T, B, H] (or [T, B, 2H] bidirectional); valid: optional [T, B] mask."""
         batch = x.shape[1]
-        stacked_valid = valid
-        if self.bidirectional:
-            x = _stack_directions(x, valid)
-            stacked_valid = None if valid is None else valid.repeat(1, 2)
+        x, stacked_valid = _stack_directions(x, valid) if self.bidirectional else (x, valid)
         candidate = _normalize(self.norm, self.input(x), stacked_valid)
         if self.cell == "mlp":
             y = torch.sigmoid(candidate)
@@ -478,7 +443,7 @@ class SparchANNReadout(nn.Module):
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """x: [T, B, F] -> [B, C]; the time sum runs over the valid steps of an optional [T, B] mask."""
-        return self.norm(self.input(_valid_sum(x.softmax(dim=-1), valid)))
+        return self.norm(self.input(valid_sum(x.softmax(dim=-1), valid)))
 
 
 class SparchANN(nn.Module):
@@ -527,49 +492,32 @@ CITATION = (
     "author={Bittar, Alexandre and Garner, Philip N.}, journal={Frontiers in Neuroscience}, volume={16}, "
     "pages={865897}, year={2022}, doi={10.3389/fnins.2022.865897}}"
 )
-INPUTS = {
-    "features": TensorSpec(
-        shape=("B", "T", "F"),
-        axes={
-            "B": "batch",
-            "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
-            "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
-        },
-        description="spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC)",
-        sizes={"B": 128, "T": 100, "F": 700},
+INPUTS = TensorSpec(
+    shape=("B", "T", "F"),
+    axes={
+        "B": "batch",
+        "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
+        "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
+    },
+    description=(
+        "spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC); or a pair (features, lengths (B,)) "
+        "whose frames t >= lengths[b] are padding and do not count"
     ),
-    "lengths": TensorSpec(
-        shape=("B",),
-        axes={"B": "batch"},
-        dtype="int64",
-        description="valid frames per sample, in [1, T]: frames t >= lengths[b] are padding and do not count "
-        "(left out: every frame counts)",
-        optional=True,
+)
+SNN_OUTPUTS = TensorSpec(
+    shape=("B", "C"),
+    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
+    description=(
+        "first item of (scores, neuron_rates): sum over time of per-step class probabilities of the leaky readout "
+        "(in [0, T]; sparch applies CrossEntropyLoss on top); neuron_rates = per-neuron mean spikes of all hidden "
+        "layers"
     ),
-}
-_CLASSES = {"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"}
-SNN_OUTPUTS = {
-    "scores": TensorSpec(
-        shape=("B", "C"),
-        axes=_CLASSES,
-        description="sum over time of per-step class probabilities of the leaky readout (in [0, T]; sparch applies "
-        "CrossEntropyLoss on top)",
-    ),
-    "neuron_rates": TensorSpec(
-        shape=("N",),
-        axes={"N": "hidden neurons of all layers (num_hidden_layers x hidden_size, x 2 when bidirectional)"},
-        description="mean spikes per step of each hidden neuron over the batch's valid frames",
-    ),
-}
-ANN_OUTPUTS = {
-    "scores": TensorSpec(
-        shape=("B", "C"),
-        axes=_CLASSES,
-        description="norm(W sum_t softmax_features(h_t)) (sparch applies CrossEntropyLoss on top)",
-    )
-}
-SMALL = SmallConfig(sizes={"F": 700})
-"""Registry-wide tests: the default (SHD) configuration, 700 input features."""
+)
+ANN_OUTPUTS = TensorSpec(
+    shape=("B", "C"),
+    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
+    description="class scores: norm(W sum_t softmax_features(h_t)) (sparch applies CrossEntropyLoss on top)",
+)
 
 
 def _preset(dataset: Dataset, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
@@ -595,8 +543,17 @@ def _snn_builder(neuron: Neuron, label: str):
     ) -> SparchSNN:
         inputs, classes = _preset(dataset, input_size, num_classes)
         return SparchSNN(
-            neuron, inputs, classes, hidden_size, num_hidden_layers, bidirectional, normalization, dropout, bias,
-            threshold, initial_state,
+            neuron,
+            inputs,
+            classes,
+            hidden_size,
+            num_hidden_layers,
+            bidirectional,
+            normalization,
+            dropout,
+            bias,
+            threshold,
+            initial_state,
         )
 
     builder.__name__ = builder.__qualname__ = f"sparch_{neuron}"
@@ -644,21 +601,9 @@ ANN_VARIANTS: dict[Cell, str] = {"mlp": "MLP", "rnn": "sigmoid RNN", "ligru": "l
 
 for _neuron, _label in SNN_VARIANTS.items():
     register_model(
-        f"sparch-{_neuron}",
-        family="sparch",
-        paper=PAPER,
-        citation=CITATION,
-        inputs=INPUTS,
-        outputs=SNN_OUTPUTS,
-        small=SMALL,
+        f"sparch-{_neuron}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=SNN_OUTPUTS
     )(_snn_builder(_neuron, _label))
 for _cell, _label in ANN_VARIANTS.items():
     register_model(
-        f"sparch-{_cell}",
-        family="sparch",
-        paper=PAPER,
-        citation=CITATION,
-        inputs=INPUTS,
-        outputs=ANN_OUTPUTS,
-        small=SMALL,
+        f"sparch-{_cell}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=ANN_OUTPUTS
     )(_ann_builder(_cell, _label))

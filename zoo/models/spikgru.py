@@ -10,6 +10,13 @@ Heads:
 - ``gru``: `torch.nn.GRU` (the original's hybrid and ANN baselines).
 - ``leaky_fc``: the "frontend only" model: a stateful-synapse leaky integrator readout.
 
+Recording: every spiking layer ends in a `zoo.layers.spike_record.SpikeRecord` (module name ``...activity``, or
+``frontend.pool.neuron`` / ``frontend.global_pool.neuron`` in the ANN twin). `zoo.firing_rates(model)` gives 22
+rates (stem, pool, mid and output of 8 blocks, global pool, 3 GRU layers), 19 for the FC model, 20 for `nn.GRU`
+heads (their one output stands for all layers); `zoo.spike_penalty(model)` is the original's ``loss_act`` (0.5 *
+sum of mean s^2 over the 20 regularised layers, 17 for the FC model), ``weighting="synapses"`` its
+synaptic-operation weighting (synapse counts set by the frontend and the head).
+
 Reproduced quirks of the original (defaults) and their switches:
 - ``double_dropout=True`` (FC model): dropout(0.5) is applied twice before the readout.
 - ``clamp_readout_beta=False`` (FC model): `clamp_parameters()` clamps the readout's alpha but not its beta.
@@ -28,11 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.kernels import spikgru_scan
-from zoo.layers.firing import firing_rates
 from zoo.layers.leaky_integrator import leaky_integrate
-from zoo.layers.spike_activity import ActivityRecord, SpikeLossWeighting, spike_count_loss
+from zoo.layers.spike_record import SpikeRecord
 from zoo.layers.spiking_resnet import LEAK_INIT, NeuronSettings, SpikingResNet18Frontend
-from zoo.registry import SmallConfig, TensorSpec, register_model
+from zoo.registry import TensorSpec, register_model
 
 __all__ = ["LeakyFCReadout", "SpikGRUDirection", "SpikGRUHead", "SpikGRULayer", "SpikGRUNet", "TorchGRUHead"]
 
@@ -109,7 +115,7 @@ class SpikGRULayer(nn.Module):
         self.directions = nn.ModuleList(
             SpikGRUDirection(in_features, hidden_size, gates, signed, threshold, gamma) for _ in range(count)
         )
-        self.activity = ActivityRecord(spike_loss_terms=1, spikes=True)
+        self.activity = SpikeRecord(penalty_terms=1, spikes=True)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         outputs = []
@@ -190,7 +196,7 @@ class TorchGRUHead(nn.Module):
         super().__init__()
         self.gru = nn.GRU(in_features, hidden_size, num_layers, dropout=dropout, bidirectional=bidirectional)
         self.out_features = hidden_size * (2 if bidirectional else 1)
-        self.activity = ActivityRecord(spike_loss_terms=num_layers, spikes=False)
+        self.activity = SpikeRecord(penalty_terms=num_layers, spikes=False)
 
     def forward(self, features: torch.Tensor) -> list[torch.Tensor]:
         output, _ = self.gru(features)
@@ -327,19 +333,6 @@ class SpikGRUNet(nn.Module):
                 f"got shape {tuple(events.shape)}"
             )
 
-    def firing_rates(self) -> dict[str, torch.Tensor]:
-        """Mean |s| of every spiking layer in the last forward (0-d device tensors, no host sync), by module name.
-
-        22 layers (stem, pool, mid and output of 8 blocks, global pool, 3 GRU layers); 19 for the FC model;
-        20 for `nn.GRU` heads (their one output stands for all layers).
-        """
-        return firing_rates(self)
-
-    def spike_loss(self, weighting: SpikeLossWeighting = "uniform") -> torch.Tensor:
-        """The original's ``loss_act`` (uniform: 0.5 * sum of mean s^2 over the 20 regularised layers, 17 for the
-        FC model) or its synaptic-operation weighting (``weighting="synapses"``), from the last forward."""
-        return spike_count_loss(self, weighting)
-
     def clamp_parameters(self) -> None:
         """Clamp every learnable leak to [0, 1] (call after each optimiser step, as the original does)."""
         for module in self.modules():
@@ -354,24 +347,17 @@ CITATION = (
     "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR) Workshops}, year = {2024}, "
     "pages = {2141--2151}}"
 )
-INPUTS = {
-    "events": TensorSpec(
-        shape=("B", "T", 2, 88, 88),
-        axes={"B": "batch", "T": "time bins over a fixed 1.2 s window (90 in the paper, 13.3 ms each)"},
-        description="DVS-Lip event counts per bin and pixel: channel 0 = +ON counts, channel 1 = -OFF counts (<= 0); "
-        "88x88 crop of the 128x128 sensor; not normalised",
-        sizes={"B": 32, "T": 90},
-    )
-}
-OUTPUTS = {
-    "logits": TensorSpec(
-        shape=("B", "C"),
-        axes={"B": "batch", "C": "classes (num_classes; the 100 DVS-Lip words in alphabetical order)"},
-        description="time mean of the per-step linear readout (forward_steps gives [B, T, C])",
-    )
-}
-SMALL = SmallConfig(overrides={"hidden_size": 16, "num_layers": 1})
-"""Registry-wide tests: a 1-layer head of 16 units (the ResNet-18 front-end keeps its size)."""
+INPUTS = TensorSpec(
+    shape=("B", "T", 2, 88, 88),
+    axes={"B": "batch", "T": "time bins over a fixed 1.2 s window (90 in the paper, 13.3 ms each)"},
+    description="DVS-Lip event counts per bin and pixel: channel 0 = +ON counts, channel 1 = -OFF counts (<= 0); "
+    "88x88 crop of the 128x128 sensor; not normalised",
+)
+OUTPUTS = TensorSpec(
+    shape=("B", "C"),
+    axes={"B": "batch", "C": "classes (num_classes; the 100 DVS-Lip words in alphabetical order)"},
+    description="logits: time mean of the per-step linear readout (forward_steps gives [B, T, C])",
+)
 
 SPIKGRU_VARIANTS = {
     "spikgru2plus": dict(gates=2, head_signed=True, frontend_signed=False),
@@ -384,7 +370,7 @@ SPIKGRU_VARIANTS = {
 
 
 def _register_spikgru_variant(name: str, variant: dict[str, bool | int]) -> None:
-    @register_model(name, family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL)
+    @register_model(name, family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
     def builder(
         num_classes: int = 100,
         hidden_size: int = 1024,
@@ -439,9 +425,7 @@ def spikgru_fc(
     )
 
 
-@register_model(
-    "spikgru-hybridann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL
-)
+@register_model("spikgru-hybridann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
 def spikgru_hybridann(
     num_classes: int = 100,
     hidden_size: int = 1024,
@@ -467,9 +451,7 @@ def spikgru_hybridann(
     )
 
 
-@register_model(
-    "lipreading-ann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL
-)
+@register_model("lipreading-ann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
 def lipreading_ann(
     num_classes: int = 100,
     hidden_size: int = 1024,

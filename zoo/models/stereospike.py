@@ -32,14 +32,13 @@ import torch.nn.functional as F
 from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
-from zoo.layers.firing import FiringRate, firing_rates
-from zoo.registry import SmallConfig, TensorSpec, register_model
+from zoo.layers.spike_record import SpikeRecord
+from zoo.registry import TensorSpec, register_model
 
 __all__ = [
     "NearestUpsampleConv",
     "SEWBlock",
     "StereoSpike",
-    "TensorDensity",
     "stereospike",
     "stereospike_ann",
     "stereospike_monocular",
@@ -51,24 +50,6 @@ Activation = Literal["sigmoid", "tanh", "leaky_relu"]
 ENCODER_KERNEL = 5
 DECODER_KERNEL = 5
 HEAD_KERNEL = 3
-
-
-class TensorDensity(FiringRate):
-    """Identity that records the density of its input (fraction of non-zero entries, as the paper measures it).
-
-    Used on the integer-valued tensors (bottleneck output 0..3, skip sums add_k 0..2), where mean |s| would count
-    spikes rather than active sites. It also keeps ``energy`` = mean(s^2) / 2, the paper's spike penalty term for
-    that tensor (eq. 5), with autograd history. Both are 0-d device tensors: no host synchronisation.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.energy: torch.Tensor | None = None
-
-    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        self.rate = (spikes != 0).float().mean()
-        self.energy = spikes.pow(2).mean() / 2
-        return spikes
 
 
 def _fold_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
@@ -96,7 +77,7 @@ class NearestUpsampleConv(nn.Module):
 
 
 class ScaledNeuron(nn.Module):
-    """Multiply the input current by a constant gain, then a multi-step neuron, then record its firing rate.
+    """Multiply the input current by a constant gain, then a multi-step neuron, then record its firing rate (`rate`).
 
     `gain` is the reference's ``MultiplyBy`` (1 for StereoSpike, 10 for its PLIF variants).
     """
@@ -105,7 +86,7 @@ class ScaledNeuron(nn.Module):
         super().__init__()
         self.gain = gain
         self.node = node
-        self.rate = FiringRate()
+        self.rate = SpikeRecord()
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         """current: [T, B, C, H, W] -> spikes of the same shape."""
@@ -194,6 +175,11 @@ class DepthHead(nn.Module):
         return current.sum(0)
 
 
+def _density_record() -> SpikeRecord:
+    """Recorder of an integer-valued spike sum: density, and mean(s^2) for the spike penalty."""
+    return SpikeRecord(measure="density", penalty_terms=1, spikes=False)
+
+
 class StereoSpike(nn.Module):
     """The StereoSpike U-Net with skip sums, four heads and the shared integrating readout.
 
@@ -205,6 +191,11 @@ class StereoSpike(nn.Module):
         decoder: 4 upsampling blocks (deconv4 .. deconv1), called with the size of their skip.
         heads: 4 `DepthHead` (predict_depth4 .. predict_depth1).
         spiking: whether to reset neuron state per forward and record densities of the integer tensors.
+
+    Recording (spiking only): every neuron ends in a `SpikeRecord` (``<block>.neuron.rate``, mean spikes per site);
+    the integer-valued bottleneck output and skip sums add4 .. add1 are recorded as densities (fraction of non-zero
+    sites, as the paper measures them: ``bottleneck_density``, ``skip_densities.<k>``) and carry the paper's spike
+    penalty (eq. 5): `zoo.spike_penalty(model)` = sum over those five tensors of mean(s^2) / 2.
     """
 
     def __init__(
@@ -222,8 +213,8 @@ class StereoSpike(nn.Module):
         self.heads = heads
         self.spiking = spiking
         if spiking:
-            self.bottleneck_density = TensorDensity()
-            self.skip_densities = nn.ModuleList(TensorDensity() for _ in decoder)
+            self.bottleneck_density = _density_record()
+            self.skip_densities = nn.ModuleList(_density_record() for _ in decoder)
         self.in_channels = encoder[0].conv.in_channels
 
     def forward(
@@ -267,19 +258,6 @@ class StereoSpike(nn.Module):
         if return_spikes:
             return out, [s.transpose(0, 1) for s in spikes]
         return out
-
-    def firing_rates(self) -> dict[str, torch.Tensor]:
-        """Density of every spiking layer and integer tensor of the last forward (0-d device tensors, no sync)."""
-        return firing_rates(self)
-
-    def spike_penalty(self) -> torch.Tensor:
-        """Paper eq. 5: sum over bottleneck output and add4..add1 of mean(s^2) / 2, from the last forward."""
-        if not self.spiking:
-            raise RuntimeError("spike_penalty() needs a spiking StereoSpike (the ANN variant has no spikes)")
-        recorders = [self.bottleneck_density, *self.skip_densities]
-        if any(recorder.energy is None for recorder in recorders):
-            raise RuntimeError("spike_penalty() is read after a forward pass")
-        return torch.stack([recorder.energy for recorder in recorders]).sum()
 
 
 def _spiking_stereospike(
@@ -370,32 +348,23 @@ _AXES = {
     "H": "sensor rows (260 for MVSEC's DAVIS346)",
     "W": "sensor columns (346)",
 }
-_IMAGE_AXES = {axis: meaning for axis, meaning in _AXES.items() if axis != "T"}
-_OUTPUTS = {
-    "depths": TensorSpec(
-        shape=("B", 4, "H", "W"),
-        axes=_IMAGE_AXES,
-        description=(
-            "depth in metres: the shared integrating output neurons read after each head (integrated over T), "
-            "channels (depth4, depth3, depth2, depth1) = cumulative sums P4, P4+P3, P4+P3+P2, P4+P3+P2+P1; the last "
-            "channel is the prediction. forward(events, return_spikes=True) also returns [bottleneck, add4, add3, "
-            "add2, add1] as [B, T, C, h, w]"
-        ),
+_OUTPUTS = TensorSpec(
+    shape=("B", 4, "H", "W"),
+    axes=_AXES,
+    description=(
+        "depth in metres: the shared integrating output neurons read after each head, channels (depth4, depth3, "
+        "depth2, depth1) = cumulative sums P4, P4+P3, P4+P3+P2, P4+P3+P2+P1; the last channel is the prediction. "
+        "forward(x, return_spikes=True) also returns [bottleneck, add4, add3, add2, add1] as [B, T, C, h, w]"
+    ),
+)
+
+
+def _inputs(channels: int, meaning: str) -> TensorSpec:
+    return TensorSpec(
+        shape=("B", "T", channels, "H", "W"),
+        axes=_AXES,
+        description=f"raw event counts per pixel and polarity (not normalised); channels: {meaning}",
     )
-}
-SMALL = SmallConfig(sizes={"T": 2, "H": 32, "W": 32})
-"""Registry-wide tests: two sub-windows of 32 x 32 pixels (the encoder halves the size four times)."""
-
-
-def _inputs(channels: int, meaning: str) -> dict[str, TensorSpec]:
-    return {
-        "events": TensorSpec(
-            shape=("B", "T", channels, "H", "W"),
-            axes=_AXES,
-            description=f"raw event counts per pixel and polarity (not normalised); channels: {meaning}",
-            sizes={"B": 1, "T": 1, "H": 260, "W": 346},
-        )
-    }
 
 
 @register_model(
@@ -405,7 +374,6 @@ def _inputs(channels: int, meaning: str) -> dict[str, TensorSpec]:
     citation=_CITATION,
     inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
     outputs=_OUTPUTS,
-    small=SMALL,
 )
 def stereospike(
     in_channels: int = 4,
@@ -434,7 +402,6 @@ def stereospike(
     citation=_CITATION,
     inputs=_inputs(2, "ON, OFF of the left camera"),
     outputs=_OUTPUTS,
-    small=SMALL,
 )
 def stereospike_monocular(
     in_channels: int = 2,
@@ -462,14 +429,11 @@ def stereospike_monocular(
     paper=_PAPER,
     citation=_CITATION,
     inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
-    outputs={
-        "depths": TensorSpec(
-            shape=("B", 4, "H", "W"),
-            axes=_IMAGE_AXES,
-            description="depth in metres: cumulative head sums (depth4, depth3, depth2, depth1), last = prediction",
-        )
-    },
-    small=SMALL,
+    outputs=TensorSpec(
+        shape=("B", 4, "H", "W"),
+        axes=_AXES,
+        description="depth in metres: cumulative head sums (depth4, depth3, depth2, depth1), last = prediction",
+    ),
 )
 def stereospike_ann(
     in_channels: int = 4,

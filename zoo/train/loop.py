@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from zoo.layers.spike_record import firing_rates
 from zoo.train.distributed import World, all_reduce_sum
 from zoo.train.recipe import Recipe
 from zoo.train.registries import get_loss, get_metric
@@ -80,7 +81,7 @@ class EpochTotals:
             self.layers = tuple(rates)
             self.rate_sums = torch.zeros(len(self.layers), dtype=torch.float64, device=self.sums.device)
         elif tuple(rates) != self.layers:
-            raise RuntimeError(f"firing_rates() changed layers between batches: {self.layers} -> {tuple(rates)}")
+            raise RuntimeError(f"firing_rates changed layers between batches: {self.layers} -> {tuple(rates)}")
         self.rate_sums += torch.stack([rate.detach().double() for rate in rates.values()]) * samples
         self.rate_count += samples
 
@@ -117,10 +118,6 @@ class StepContext:
 
     def loss_fn(self) -> Callable[..., torch.Tensor]:
         return get_loss(self.recipe.loss)
-
-
-def _firing_rates(model: nn.Module) -> dict[str, torch.Tensor]:
-    return model.firing_rates() if hasattr(model, "firing_rates") else {}
 
 
 def _progress(loader: Iterable, context: StepContext, description: str) -> tqdm:
@@ -164,7 +161,7 @@ def train_epoch(
             with torch.no_grad():
                 clamp()
         with torch.no_grad():
-            totals.add(loss, _detach(output), target, batch_length(target), _firing_rates(bare))
+            totals.add(loss, _detach(output), target, batch_length(target), firing_rates(bare))
         if context.show_progress and (index + 1) % context.log_every == 0:
             bar.set_postfix(loss=f"{totals.running_loss():.4f}")
     return totals
@@ -182,7 +179,7 @@ def evaluate_epoch(context: StepContext, loader: Iterable, description: str) -> 
         with autocast(recipe, context.device):
             output = bare(inputs)
             loss = loss_fn(output, target, bare, **recipe.loss_options)
-        totals.add(loss, output, target, batch_length(target), _firing_rates(bare))
+        totals.add(loss, output, target, batch_length(target), firing_rates(bare))
     return totals
 
 

@@ -13,7 +13,7 @@ recipe                              setting (``main.py`` of manondampfhoffer/Spi
 
 Every SpikGRU model trains with these recipes via ``--model`` (spikgru2, spikgru, spikgruplus,
 spikgru2plus-ternary, spikgru-fc, spikgru-hybridann). The engine calls the model's ``clamp_parameters()`` after
-every optimiser step (leaks clamped to [0, 1], as the original) and logs its ``firing_rates()``.
+every optimiser step (leaks clamped to [0, 1], as the original) and logs ``zoo.firing_rates(model)``.
 
 Where the recipes differ from the original, and why:
 
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.datasets import DVSLip
-from zoo.layers.spike_activity import SpikeLossWeighting
+from zoo.layers.spike_record import PenaltyWeighting, spike_penalty
 from zoo.train import Recipe, register_dataset, register_loss, register_recipe
 from zoo.train.registries import logits_of
 
@@ -48,16 +48,17 @@ def spikgru_loss(
     target: torch.Tensor,
     model: nn.Module,
     actreg: float = 0.0,
-    weighting: SpikeLossWeighting = "uniform",
+    weighting: PenaltyWeighting = "uniform",
 ) -> torch.Tensor:
     """Cross-entropy of the time-mean logits ``[B, C]`` plus ``actreg`` times the model's spike loss.
 
-    The spike loss is the original's ``loss_act`` (``weighting="uniform"``: 0.5 * sum over the 20 regularised
-    layers of mean s^2) or the synaptic-operation weighting the paper describes (``weighting="synapses"``).
+    The spike loss (`zoo.spike_penalty`) is the original's ``loss_act`` (``weighting="uniform"``: 0.5 * sum over the
+    20 regularised layers of mean s^2) or the synaptic-operation weighting the paper describes
+    (``weighting="synapses"``).
     """
     loss = F.cross_entropy(logits_of(output).float(), target)
     if actreg:
-        loss = loss + actreg * model.spike_loss(weighting)
+        loss = loss + actreg * spike_penalty(model, weighting)
     return loss
 
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.datasets import MVSEC
+from zoo.layers.spike_record import spike_penalty as recorded_spike_penalty
 from zoo.train import Recipe, register_dataset, register_loss, register_metric, register_recipe
 
 __all__ = [
@@ -78,7 +79,7 @@ def depth_loss(
         output: [B, 4, H, W] depths (depth4, depth3, depth2, depth1) in metres.
         target: [B, 1, H, W] metres, NaN = invalid.
         output_weights: w_k in the output's channel order.
-        spike_penalty: beta x model.spike_penalty() (mean s^2 / 2 of the bottleneck output and add4..add1).
+        spike_penalty: beta x `zoo.spike_penalty(model)` (mean s^2 / 2 of the bottleneck output and add4..add1).
     """
     if output.shape[1] != len(output_weights):
         raise ValueError(f"stereospike loss: {len(output_weights)} output_weights for {output.shape[1]} depth maps")
@@ -89,7 +90,7 @@ def depth_loss(
             scale_invariant_loss(residual, valid) + gradient_weight * gradient_matching_loss(residual, valid)
         )
     if spike_penalty:
-        total = total + spike_penalty * model.spike_penalty()
+        total = total + spike_penalty * recorded_spike_penalty(model)
     return total
 
 
