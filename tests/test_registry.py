@@ -11,8 +11,8 @@ from torch import nn
 import zoo
 from zoo import registry
 
-SPEC_IN = zoo.TensorSpec(shape=("B", "T", 3), axes={"B": "batch", "T": "time steps"}, description="features")
-SPEC_OUT = zoo.TensorSpec(shape=("B", "classes"), axes={"B": "batch", "classes": "class scores"})
+SPEC_IN = {"x": zoo.TensorSpec(shape=("B", "T", 3), axes={"B": "batch", "T": "time steps"}, description="features")}
+SPEC_OUT = {"logits": zoo.TensorSpec(shape=("B", "classes"), axes={"B": "batch", "classes": "class scores"})}
 
 
 class TinyNet(nn.Module):
@@ -23,6 +23,10 @@ class TinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.readout(torch.relu(self.hidden(x))).mean(1)
+
+
+def _tiny_builder(hidden: int = 4) -> nn.Module:
+    return TinyNet(hidden, 2, True)
 
 
 @pytest.fixture
@@ -74,10 +78,12 @@ def test_build_is_deterministic_given_the_seed(tiny_registry: None) -> None:
 def test_model_info_reports_metadata_and_parameter_count(tiny_registry: None) -> None:
     info = zoo.model_info("test-tiny")
     assert info.family == "test" and info.paper == "A test paper" and info.citation == "@misc{test}"
-    assert info.inputs.shape == ("B", "T", 3) and info.inputs.axes["T"] == "time steps"
-    assert info.default_config == {"hidden": 4, "classes": 5, "bias": True, "scale": 1.0}
+    assert info.inputs["x"].shape == ("B", "T", 3) and info.inputs["x"].axes["T"] == "time steps"
+    assert info.config == {"hidden": 4, "classes": 5, "bias": True, "scale": 1.0}
     assert info.num_params == sum(p.numel() for p in TinyNet(4, 5, True).parameters()) == 3 * 4 + 4 + 4 * 5 + 5
-    assert info.to_dict()["inputs"]["axes"]["B"] == "batch"
+    assert info.to_dict()["inputs"]["x"]["axes"]["B"] == "batch"
+    wide = zoo.model_info("test-tiny", hidden=7, bias=False)
+    assert wide.config["hidden"] == 7 and wide.num_params == 3 * 7 + 7 * 5 + 5
 
 
 def test_unknown_model_lists_close_names(tiny_registry: None) -> None:
@@ -88,7 +94,9 @@ def test_unknown_model_lists_close_names(tiny_registry: None) -> None:
 
 
 def test_unknown_override_names_the_valid_ones(tiny_registry: None) -> None:
-    message = r"unknown option 'hiden' \(did you mean hidden\?\); valid options: bias, classes, hidden, scale"
+    message = (
+        r"test-tiny: unknown option 'hiden' \(did you mean hidden\?\); valid options: bias, classes, hidden, scale"
+    )
     with pytest.raises(TypeError, match=message):
         zoo.build("test-tiny", hiden=3)
 
@@ -131,9 +139,56 @@ def test_duplicate_registration_and_bad_builders_are_rejected(tiny_registry: Non
         decorator(lambda hidden=1: TinyNet(hidden, 1, True))
 
 
-def test_tensor_spec_requires_every_named_axis_explained() -> None:
+def test_tensor_spec_axes_explain_exactly_the_named_axes() -> None:
     with pytest.raises(ValueError, match=r"axes \['T'\]"):
         zoo.TensorSpec(shape=("B", "T"), axes={"B": "batch"})
+    with pytest.raises(ValueError, match=r"explains \['T'\], not in shape \('B', 4\)"):
+        zoo.TensorSpec(shape=("B", 4), axes={"B": "batch", "T": "time"})
+    with pytest.raises(ValueError, match=r"`sizes` gives \['H'\]"):
+        zoo.TensorSpec(shape=("B", 4), axes={"B": "batch"}, sizes={"H": 3})
+    with pytest.raises(ValueError, match="not a torch dtype"):
+        zoo.TensorSpec(shape=("B",), axes={"B": "batch"}, dtype="f32")
+
+
+def test_inputs_and_outputs_must_be_named_specs(tiny_registry: None) -> None:
+    spec = SPEC_IN["x"]
+    with pytest.raises(TypeError, match="inputs must be a non-empty dict of TensorSpec"):
+        zoo.register_model("test-old", family="t", paper="", citation="", inputs=spec, outputs=SPEC_OUT)
+    with pytest.raises(TypeError, match=r"outputs\['not an id'\] must be a TensorSpec"):
+        zoo.register_model("test-old", family="t", paper="", citation="", inputs=SPEC_IN, outputs={"not an id": spec})
+    optional = {"y": zoo.TensorSpec(("B",), {"B": "batch"}, optional=True)}
+    with pytest.raises(TypeError, match="outputs cannot be optional"):
+        zoo.register_model("test-old", family="t", paper="", citation="", inputs=SPEC_IN, outputs=optional)
+
+
+def test_small_config_is_checked_and_gives_inputs_from_the_specs(tiny_registry: None) -> None:
+    lengths = zoo.TensorSpec(("B",), {"B": "batch"}, dtype="int64", optional=True)
+    decorator = zoo.register_model(
+        "test-small",
+        family="t",
+        paper="",
+        citation="",
+        inputs={**SPEC_IN, "lengths": lengths},
+        outputs=SPEC_OUT,
+        small=zoo.SmallConfig(overrides={"hidden": 2}, sizes={"T": 3}, values={"lengths": [3, 1]}),
+    )
+    with pytest.raises(TypeError, match="test-bad-small small config: option 'hidden' expects int"):
+        zoo.register_model(
+            "test-bad-small",
+            family="t",
+            paper="",
+            citation="",
+            inputs=SPEC_IN,
+            outputs=SPEC_OUT,
+            small=zoo.SmallConfig(overrides={"hidden": "2"}),
+        )(_tiny_builder)
+    decorator(_tiny_builder)
+    inputs = registry.small_inputs("test-small", seed=1)
+    assert inputs["x"].shape == (2, 3, 3) and inputs["x"].dtype == torch.float32
+    assert inputs["lengths"].tolist() == [3, 1] and inputs["lengths"].dtype == torch.int64
+    assert torch.equal(inputs["x"], registry.small_inputs("test-small", seed=1)["x"])
+    assert not torch.equal(inputs["x"], registry.small_inputs("test-small", seed=2)["x"])
+    assert "lengths" not in registry.small_inputs("test-tiny")
 
 
 def test_every_registered_model_has_consistent_metadata() -> None:
@@ -142,4 +197,4 @@ def test_every_registered_model_has_consistent_metadata() -> None:
         info = zoo.model_info(name)
         assert info.paper and info.citation and info.family, name
         assert info.num_params > 0, name
-        assert zoo.resolve_config(name, **info.default_config) == info.default_config
+        assert zoo.resolve_config(name, **info.config) == info.config

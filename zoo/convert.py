@@ -1,8 +1,10 @@
 """Load checkpoints of the original research code into jellyzoo models.
 
-Each family registers one converter per model name with `register_converter`; a converter maps the
-original repository's state-dict keys (and tensor layouts) onto ours. `from_reference` builds the model,
-converts the state dict and loads it strictly, so a missing or unexpected key is an error.
+Each family registers one converter per model name with `register_converter`, in the final section of its model
+module (``zoo/models/<family>.py``, "Conversion from the original checkpoints"); a converter maps the original
+repository's state-dict keys (and tensor layouts) onto ours. `from_reference` builds the model, converts the state
+dict and loads it strictly (`zoo.weights.load_state_dict_strict`), so a missing, unexpected or mis-shaped key is an
+error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.options import unknown_name
 from zoo.registry import build, resolve_config
+from zoo.weights import load_state_dict_strict
 
 __all__ = ["convert_state_dict", "from_reference", "register_converter"]
 
@@ -43,22 +47,19 @@ def convert_state_dict(name: str, state_dict: StateDict, **overrides: Any) -> di
     """
     config = resolve_config(name, **overrides)
     if name not in _CONVERTERS:
-        raise KeyError(
-            f"no converter from the original code for {name!r}; models with one: {', '.join(sorted(_CONVERTERS))}"
-        )
+        raise KeyError(f"no converter from the original code for {name!r}: " + unknown_name("model", name, _CONVERTERS))
     upcast = {key: (value.float() if value.is_floating_point() else value) for key, value in state_dict.items()}
     return _CONVERTERS[name](upcast, config)
 
 
 def from_reference(name: str, state_dict: StateDict, **overrides: Any) -> nn.Module:
-    """Build `name` with `overrides` and load a checkpoint saved by the original repository into it."""
+    """Build `name` with `overrides` and load a checkpoint saved by the original repository into it.
+
+    Raises:
+        KeyError: unknown model, or no converter for it.
+        ValueError: the converted checkpoint does not match the model (missing, unexpected or mis-shaped keys).
+    """
     converted = convert_state_dict(name, state_dict, **overrides)
     model = build(name, **overrides)
-    missing, unexpected = model.load_state_dict(converted, strict=False)
-    if missing or unexpected:
-        raise KeyError(
-            f"{name}: checkpoint does not match the model; missing keys: {sorted(missing)[:10]}"
-            f"{' ...' if len(missing) > 10 else ''}; unexpected keys: {sorted(unexpected)[:10]}"
-            f"{' ...' if len(unexpected) > 10 else ''}"
-        )
+    load_state_dict_strict(model, converted, f"{name}: the converted original checkpoint")
     return model

@@ -66,7 +66,7 @@ def test_all_models_registered_with_reference_parameter_counts() -> None:
         info = zoo.model_info(name)
         assert info.num_params == REFERENCE_PARAMS[name], name
         assert info.family == "spikgru"
-        assert info.inputs.shape == ("B", "T", 2, 88, 88)
+        assert info.inputs["events"].shape == ("B", "T", 2, 88, 88)
 
 
 def test_state_dict_shapes_match_reference_manifests(reference_dir: Path) -> None:

@@ -52,8 +52,8 @@ class TinyMLP(nn.Module):
     family="test",
     paper="(engine tests)",
     citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
-    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
-    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
+    inputs={"inputs": zoo.TensorSpec(("B", FEATURES), {"B": "batch"})},
+    outputs={"logits": zoo.TensorSpec(("B", CLASSES), {"B": "batch"})},
 )
 def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
     return TinyMLP(hidden, dropout)
@@ -64,8 +64,8 @@ def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
     family="test",
     paper="(engine tests)",
     citation="@misc{jellyzoo-engine-tests, note = {test-only model}}",
-    inputs=zoo.TensorSpec(("B", FEATURES), {"B": "batch"}),
-    outputs=zoo.TensorSpec(("B", CLASSES), {"B": "batch"}, description="class logits"),
+    inputs={"input": zoo.TensorSpec(("B", FEATURES), {"B": "batch"})},
+    outputs={"logits": zoo.TensorSpec(("B", CLASSES), {"B": "batch"})},
 )
 def linear(bias: bool = True) -> nn.Module:
     """A model without `clamp_parameters` or a `SpikeRecord` (the engine's hooks are optional)."""

@@ -48,7 +48,7 @@ from torch import nn
 from zoo.kernels import sparch_scan
 from zoo.layers.spike_record import SpikeRecord
 from zoo.layers.valid_steps import valid_mask, valid_mean, valid_sum
-from zoo.registry import TensorSpec, register_model
+from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
     "DATASET_PRESETS",
@@ -492,32 +492,49 @@ CITATION = (
     "author={Bittar, Alexandre and Garner, Philip N.}, journal={Frontiers in Neuroscience}, volume={16}, "
     "pages={865897}, year={2022}, doi={10.3389/fnins.2022.865897}}"
 )
-INPUTS = TensorSpec(
-    shape=("B", "T", "F"),
-    axes={
-        "B": "batch",
-        "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
-        "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
-    },
-    description=(
-        "spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC); or a pair (features, lengths (B,)) "
-        "whose frames t >= lengths[b] are padding and do not count"
+INPUTS = {
+    "features": TensorSpec(
+        shape=("B", "T", "F"),
+        axes={
+            "B": "batch",
+            "T": "time steps (SHD/SSC: 100 bins of 14.1 ms; HD/SC: 10 ms filterbank frames)",
+            "F": "input features: 700 spike-count channels (SHD/SSC) or 40 log-mel filterbank features (HD/SC)",
+        },
+        description="spike counts per bin (SHD/SSC) or log-mel filterbank energies (HD/SC)",
+        sizes={"B": 128, "T": 100, "F": 700},
     ),
-)
-SNN_OUTPUTS = TensorSpec(
-    shape=("B", "C"),
-    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
-    description=(
-        "first item of (scores, neuron_rates): sum over time of per-step class probabilities of the leaky readout "
-        "(in [0, T]; sparch applies CrossEntropyLoss on top); neuron_rates = per-neuron mean spikes of all hidden "
-        "layers"
+    "lengths": TensorSpec(
+        shape=("B",),
+        axes={"B": "batch"},
+        dtype="int64",
+        description="valid frames per sample, in [1, T]: frames t >= lengths[b] are padding and do not count "
+        "(left out: every frame counts)",
+        optional=True,
     ),
-)
-ANN_OUTPUTS = TensorSpec(
-    shape=("B", "C"),
-    axes={"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"},
-    description="class scores: norm(W sum_t softmax_features(h_t)) (sparch applies CrossEntropyLoss on top)",
-)
+}
+_CLASSES = {"B": "batch", "C": "classes (SHD/HD 20, SSC/SC 35)"}
+SNN_OUTPUTS = {
+    "scores": TensorSpec(
+        shape=("B", "C"),
+        axes=_CLASSES,
+        description="sum over time of per-step class probabilities of the leaky readout (in [0, T]; sparch applies "
+        "CrossEntropyLoss on top)",
+    ),
+    "neuron_rates": TensorSpec(
+        shape=("N",),
+        axes={"N": "hidden neurons of all layers (num_hidden_layers x hidden_size, x 2 when bidirectional)"},
+        description="mean spikes per step of each hidden neuron over the batch's valid frames",
+    ),
+}
+ANN_OUTPUTS = {
+    "scores": TensorSpec(
+        shape=("B", "C"),
+        axes=_CLASSES,
+        description="norm(W sum_t softmax_features(h_t)) (sparch applies CrossEntropyLoss on top)",
+    )
+}
+SMALL = SmallConfig(sizes={"F": 700})
+"""Registry-wide tests: the default (SHD) configuration, 700 input features."""
 
 
 def _preset(dataset: Dataset, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
@@ -601,9 +618,21 @@ ANN_VARIANTS: dict[Cell, str] = {"mlp": "MLP", "rnn": "sigmoid RNN", "ligru": "l
 
 for _neuron, _label in SNN_VARIANTS.items():
     register_model(
-        f"sparch-{_neuron}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=SNN_OUTPUTS
+        f"sparch-{_neuron}",
+        family="sparch",
+        paper=PAPER,
+        citation=CITATION,
+        inputs=INPUTS,
+        outputs=SNN_OUTPUTS,
+        small=SMALL,
     )(_snn_builder(_neuron, _label))
 for _cell, _label in ANN_VARIANTS.items():
     register_model(
-        f"sparch-{_cell}", family="sparch", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=ANN_OUTPUTS
+        f"sparch-{_cell}",
+        family="sparch",
+        paper=PAPER,
+        citation=CITATION,
+        inputs=INPUTS,
+        outputs=ANN_OUTPUTS,
+        small=SMALL,
     )(_ann_builder(_cell, _label))

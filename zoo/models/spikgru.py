@@ -38,7 +38,7 @@ from zoo.kernels import spikgru_scan
 from zoo.layers.leaky_integrator import leaky_integrate
 from zoo.layers.spike_record import SpikeRecord
 from zoo.layers.spiking_resnet import LEAK_INIT, NeuronSettings, SpikingResNet18Frontend
-from zoo.registry import TensorSpec, register_model
+from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = ["LeakyFCReadout", "SpikGRUDirection", "SpikGRUHead", "SpikGRULayer", "SpikGRUNet", "TorchGRUHead"]
 
@@ -347,17 +347,24 @@ CITATION = (
     "IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR) Workshops}, year = {2024}, "
     "pages = {2141--2151}}"
 )
-INPUTS = TensorSpec(
-    shape=("B", "T", 2, 88, 88),
-    axes={"B": "batch", "T": "time bins over a fixed 1.2 s window (90 in the paper, 13.3 ms each)"},
-    description="DVS-Lip event counts per bin and pixel: channel 0 = +ON counts, channel 1 = -OFF counts (<= 0); "
-    "88x88 crop of the 128x128 sensor; not normalised",
-)
-OUTPUTS = TensorSpec(
-    shape=("B", "C"),
-    axes={"B": "batch", "C": "classes (num_classes; the 100 DVS-Lip words in alphabetical order)"},
-    description="logits: time mean of the per-step linear readout (forward_steps gives [B, T, C])",
-)
+INPUTS = {
+    "events": TensorSpec(
+        shape=("B", "T", 2, 88, 88),
+        axes={"B": "batch", "T": "time bins over a fixed 1.2 s window (90 in the paper, 13.3 ms each)"},
+        description="DVS-Lip event counts per bin and pixel: channel 0 = +ON counts, channel 1 = -OFF counts (<= 0); "
+        "88x88 crop of the 128x128 sensor; not normalised",
+        sizes={"B": 32, "T": 90},
+    )
+}
+OUTPUTS = {
+    "logits": TensorSpec(
+        shape=("B", "C"),
+        axes={"B": "batch", "C": "classes (num_classes; the 100 DVS-Lip words in alphabetical order)"},
+        description="time mean of the per-step linear readout (forward_steps gives [B, T, C])",
+    )
+}
+SMALL = SmallConfig(overrides={"hidden_size": 16, "num_layers": 1})
+"""Registry-wide tests: a 1-layer head of 16 units (the ResNet-18 front-end keeps its size)."""
 
 SPIKGRU_VARIANTS = {
     "spikgru2plus": dict(gates=2, head_signed=True, frontend_signed=False),
@@ -370,7 +377,7 @@ SPIKGRU_VARIANTS = {
 
 
 def _register_spikgru_variant(name: str, variant: dict[str, bool | int]) -> None:
-    @register_model(name, family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
+    @register_model(name, family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL)
     def builder(
         num_classes: int = 100,
         hidden_size: int = 1024,
@@ -425,7 +432,9 @@ def spikgru_fc(
     )
 
 
-@register_model("spikgru-hybridann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
+@register_model(
+    "spikgru-hybridann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL
+)
 def spikgru_hybridann(
     num_classes: int = 100,
     hidden_size: int = 1024,
@@ -451,7 +460,9 @@ def spikgru_hybridann(
     )
 
 
-@register_model("lipreading-ann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS)
+@register_model(
+    "lipreading-ann", family="spikgru", paper=PAPER, citation=CITATION, inputs=INPUTS, outputs=OUTPUTS, small=SMALL
+)
 def lipreading_ann(
     num_classes: int = 100,
     hidden_size: int = 1024,

@@ -33,7 +33,7 @@ from spikingjelly.activation_based import functional, neuron, surrogate
 from torch import nn
 
 from zoo.layers.spike_record import SpikeRecord
-from zoo.registry import TensorSpec, register_model
+from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
     "NearestUpsampleConv",
@@ -348,23 +348,32 @@ _AXES = {
     "H": "sensor rows (260 for MVSEC's DAVIS346)",
     "W": "sensor columns (346)",
 }
-_OUTPUTS = TensorSpec(
-    shape=("B", 4, "H", "W"),
-    axes=_AXES,
-    description=(
-        "depth in metres: the shared integrating output neurons read after each head, channels (depth4, depth3, "
-        "depth2, depth1) = cumulative sums P4, P4+P3, P4+P3+P2, P4+P3+P2+P1; the last channel is the prediction. "
-        "forward(x, return_spikes=True) also returns [bottleneck, add4, add3, add2, add1] as [B, T, C, h, w]"
-    ),
-)
-
-
-def _inputs(channels: int, meaning: str) -> TensorSpec:
-    return TensorSpec(
-        shape=("B", "T", channels, "H", "W"),
-        axes=_AXES,
-        description=f"raw event counts per pixel and polarity (not normalised); channels: {meaning}",
+_IMAGE_AXES = {axis: meaning for axis, meaning in _AXES.items() if axis != "T"}
+_OUTPUTS = {
+    "depths": TensorSpec(
+        shape=("B", 4, "H", "W"),
+        axes=_IMAGE_AXES,
+        description=(
+            "depth in metres: the shared integrating output neurons read after each head (integrated over T), "
+            "channels (depth4, depth3, depth2, depth1) = cumulative sums P4, P4+P3, P4+P3+P2, P4+P3+P2+P1; the last "
+            "channel is the prediction. forward(events, return_spikes=True) also returns [bottleneck, add4, add3, "
+            "add2, add1] as [B, T, C, h, w]"
+        ),
     )
+}
+SMALL = SmallConfig(sizes={"T": 2, "H": 32, "W": 32})
+"""Registry-wide tests: two sub-windows of 32 x 32 pixels (the encoder halves the size four times)."""
+
+
+def _inputs(channels: int, meaning: str) -> dict[str, TensorSpec]:
+    return {
+        "events": TensorSpec(
+            shape=("B", "T", channels, "H", "W"),
+            axes=_AXES,
+            description=f"raw event counts per pixel and polarity (not normalised); channels: {meaning}",
+            sizes={"B": 1, "T": 1, "H": 260, "W": 346},
+        )
+    }
 
 
 @register_model(
@@ -374,6 +383,7 @@ def _inputs(channels: int, meaning: str) -> TensorSpec:
     citation=_CITATION,
     inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
     outputs=_OUTPUTS,
+    small=SMALL,
 )
 def stereospike(
     in_channels: int = 4,
@@ -402,6 +412,7 @@ def stereospike(
     citation=_CITATION,
     inputs=_inputs(2, "ON, OFF of the left camera"),
     outputs=_OUTPUTS,
+    small=SMALL,
 )
 def stereospike_monocular(
     in_channels: int = 2,
@@ -429,11 +440,14 @@ def stereospike_monocular(
     paper=_PAPER,
     citation=_CITATION,
     inputs=_inputs(4, "left-ON, left-OFF, right-ON, right-OFF"),
-    outputs=TensorSpec(
-        shape=("B", 4, "H", "W"),
-        axes=_AXES,
-        description="depth in metres: cumulative head sums (depth4, depth3, depth2, depth1), last = prediction",
-    ),
+    outputs={
+        "depths": TensorSpec(
+            shape=("B", 4, "H", "W"),
+            axes=_IMAGE_AXES,
+            description="depth in metres: cumulative head sums (depth4, depth3, depth2, depth1), last = prediction",
+        )
+    },
+    small=SMALL,
 )
 def stereospike_ann(
     in_channels: int = 4,
