@@ -5,8 +5,8 @@ On disk, as published::
     <root>/train/<word>/<n>.npy      one structured NumPy array of events per utterance,
     <root>/test/<word>/<n>.npy       fields t (us), x, y (0..127 on the 128x128 sensor), p (0 = OFF, 1 = ON)
 
-Labels are the indices of the 100 words in alphabetical order (`WORDS`). A sample becomes event-count frames
-[T, 2, 88, 88] float32 (design note spikgru.md, section 2):
+Labels are the indices of the 100 words in alphabetical order (`WORDS`), as int64 0-d tensors. A sample becomes
+event-count frames [T, 2, 88, 88] float32 with T = ``num_bins`` (design note spikgru.md, section 2):
 
 - binning: a fixed 1.2 s window of T bins of width 40000 / (T / 30) us; event k goes to bin round(t / width)
   (half to even, like NumPy), events from bin T on are left out; counts are summed per pixel, ON counts in
@@ -20,6 +20,12 @@ Labels are the indices of the 100 words in alphabetical order (`WORDS`). A sampl
   (default 6 masks of up to T // 5 frames: 18 at T = 90 as in the paper, 6 at T = 30 as its README advises).
 
 Random draws use torch's default generator, which `DataLoader` seeds per worker.
+
+Timestamps must be integer microseconds (an integer dtype, or a float dtype holding whole numbers). Float seconds
+or milliseconds would put every event into the first bin; they are refused with a message saying what was found.
+File headers (a 1-D structured array with fields t, x, y, p) are checked when the dataset opens
+(``check_files="open"``) or as each file is first read (``"first_read"``); ``skip_unreadable=True`` leaves failing
+files out with a warning listing them instead of raising.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from zoo.datasets.holdout import holdout_indices
+from zoo.datasets.holdout import Validation, check_validation, published_part, split_indices
+from zoo.datasets.notices import UnreadableSamples, warn_skipped
+from zoo.datasets.options import checked_options
 
 __all__ = ["EVENT_DTYPE", "SENSOR_SIZE", "WORDS", "DVSLip", "bin_events", "read_events", "write_events"]
 
@@ -169,8 +177,29 @@ def write_events(path: str | Path, t: np.ndarray, x: np.ndarray, y: np.ndarray, 
     return path
 
 
+def read_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` of one ``.npy`` event file from its header alone; `ValueError` naming the file if it is not
+    a 1-D structured array with fields t, x, y, p."""
+    try:
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(file)
+    except Exception as error:  # numpy raises ValueError, OSError, EOFError, ... for a bad header
+        raise ValueError(f"cannot read DVS-Lip events from {path}: {type(error).__name__}: {error}") from error
+    names = dtype.names or ()
+    if len(shape) != 1 or any(field not in names for field in EVENT_FIELDS):
+        raise ValueError(
+            f"{path}: expected a 1-D structured array with fields t, x, y, p, got dtype {dtype} and shape {shape}"
+        )
+    return shape, dtype
+
+
 def read_events(path: Path) -> dict[str, np.ndarray]:
-    """The t, x, y, p columns of one event file, checked (ValueError naming the file on any problem)."""
+    """The t, x, y, p columns of one event file, checked (ValueError naming the file on any problem).
+
+    t must be integer microseconds: an integer dtype or a float dtype holding finite whole numbers.
+    """
     try:
         events = np.load(path, allow_pickle=False)
     except Exception as error:  # numpy raises ValueError, OSError, EOFError, UnpicklingError... for a bad file
@@ -182,7 +211,19 @@ def read_events(path: Path) -> dict[str, np.ndarray]:
             f"and shape {events.shape}"
         )
     columns = {field: np.asarray(events[field]) for field in EVENT_FIELDS}
-    x, y, p, t = columns["x"].astype(np.int64), columns["y"].astype(np.int64), columns["p"], columns["t"]
+    for field, column in columns.items():
+        if column.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: field {field} has dtype {column.dtype}, expected numbers")
+        if column.dtype.kind == "f" and not np.isfinite(column).all():
+            raise ValueError(f"{path}: field {field} holds {int((~np.isfinite(column)).sum())} non-finite values")
+    t = columns["t"]
+    if t.dtype.kind == "f" and len(t) and not np.array_equal(t, np.round(t)):
+        raise ValueError(
+            f"{path}: timestamps t are {t.dtype} with fractions (span {t.min():g} .. {t.max():g}); DVS-Lip stores "
+            "integer microseconds (an utterance spans about 1e6 us): seconds would put every event into the first "
+            "bin; multiply by 1e6"
+        )
+    x, y, p = columns["x"].astype(np.int64), columns["y"].astype(np.int64), columns["p"]
     outside = (x < 0) | (x >= SENSOR_SIZE) | (y < 0) | (y >= SENSOR_SIZE)
     if outside.any():
         raise ValueError(
@@ -196,12 +237,29 @@ def read_events(path: Path) -> dict[str, np.ndarray]:
     return {"t": t, "x": x, "y": y, "p": p.astype(bool)}
 
 
+def bin_width_us(num_bins: int) -> float:
+    """Bin width in us of `num_bins` bins over the fixed 1.2 s window: 40000 / (T / 30) (the original's formula)."""
+    return BIN_WIDTH_AT_30_BINS_US / (num_bins / 30)
+
+
+def check_time_span(t: np.ndarray, num_bins: int, path: Path) -> None:
+    """`ValueError` naming the file when two or more events all fall into the first bin (the signature of timestamps
+    in seconds or milliseconds read as microseconds)."""
+    width = bin_width_us(num_bins)
+    if len(t) >= 2 and float(t.max()) < width / 2:
+        raise ValueError(
+            f"{path}: all {len(t)} events lie within {float(t.max()):g} timestamp units, less than half of one "
+            f"{width:g} us bin, so every event would land in the first bin; DVS-Lip timestamps are integer "
+            "microseconds (an utterance spans about 1e6 us): are these seconds or milliseconds?"
+        )
+
+
 def bin_events(events: dict[str, np.ndarray], num_bins: int) -> np.ndarray:
     """ON/OFF event counts per bin and pixel, [T, 2, 128, 128] int32 (both channels >= 0; rows y, columns x).
 
     Bin width 40000 / (T / 30) us, bin index round(t / width) (half to even); events in bins >= T are left out.
     """
-    width = BIN_WIDTH_AT_30_BINS_US / (num_bins / 30)
+    width = bin_width_us(num_bins)
     bins = np.round(events["t"].astype(np.float64) / width).astype(np.int64)
     kept = bins < num_bins
     channel = np.where(events["p"], 0, 1)
@@ -271,71 +329,95 @@ def time_mask(frames: torch.Tensor, count: int, max_length: int) -> torch.Tensor
 
 
 class DVSLip(Dataset):
-    """DVS-Lip words as event-count frames ``([T, 2, 88, 88] float32, label)``.
+    """DVS-Lip words as event-count frames ``([num_bins, 2, 88, 88] float32, label int64 0-d)``.
 
     Args:
         root: folder holding ``train/`` and ``test/`` (see the module docstring for the layout).
         split: ``"train"``, ``"val"`` or ``"test"``.
-        T: time bins over the fixed 1.2 s window (90 in the paper).
+        num_bins: time bins over the fixed 1.2 s window (90 in the paper).
         augment_spatial: augS (cutout + zoom), applied on the train split only.
         augment_temporal: augT (temporal masks), applied on the train split only.
         mask_count: temporal masks per sample (6).
-        mask_max_length: masks last randint(0, mask_max_length) frames; ``None``: max(1, T // 5).
-        validation: ``"heldout"`` (default): ``"val"`` is a seeded, word-stratified `val_fraction` of ``train/``
-            and ``"train"`` the rest; ``"test"``: the paper's protocol, ``"val"`` is ``test/`` and ``"train"`` all
-            of ``train/`` (model selection on the test set).
-        val_fraction, val_seed: size and seed of the held-out validation subset.
-        cache_dir: if set, binned counts are stored there (compressed, per T) and reused while the event file's
-            size and modification time are unchanged.
+        mask_max_length: masks last randint(0, mask_max_length) frames; ``None``: max(1, num_bins // 5).
+        validation: ``"heldout"`` (a seeded, word-stratified part of ``train/`` is ``"val"``) or ``"test"`` (the
+            paper: ``"val"`` is ``test/``, model selection on the test set).
+        val_fraction: share of every word of ``train/`` held out as ``"val"``.
+        val_seed: seed of the held-out draw.
+        cache_dir: if set, binned counts are stored there (compressed, per num_bins) and reused while the event
+            file's size and modification time are unchanged.
+        check_files: ``"open"``: read every file header when the dataset opens; ``"first_read"``: when a file is
+            first read.
+        skip_unreadable: leave out files that fail the checks, with a warning listing them (default: error).
     """
 
     NUM_CLASSES = len(WORDS)
 
+    @checked_options
     def __init__(
         self,
         root: str | Path,
         split: str = "train",
         *,
-        T: int = 90,
+        num_bins: int = 90,
         augment_spatial: bool = False,
         augment_temporal: bool = False,
         mask_count: int = 6,
         mask_max_length: int | None = None,
-        validation: Literal["heldout", "test"] = "heldout",
+        validation: Validation = "heldout",
         val_fraction: float = 0.1,
         val_seed: int = 0,
         cache_dir: str | Path | None = None,
+        check_files: Literal["open", "first_read"] = "open",
+        skip_unreadable: bool = False,
     ) -> None:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"DVSLip split must be 'train', 'val' or 'test', got {split!r}")
-        if validation not in ("heldout", "test"):
-            raise ValueError(f"DVSLip validation must be 'heldout' or 'test', got {validation!r}")
-        if T < 1:
-            raise ValueError(f"DVSLip T (time bins) must be >= 1, got {T}")
-        self.mask_max_length = max(1, T // 5) if mask_max_length is None else mask_max_length
-        if augment_temporal and not 1 <= self.mask_max_length < T:
-            raise ValueError(f"DVSLip mask_max_length must lie in [1, T) = [1, {T}), got {self.mask_max_length}")
+        check_validation(validation, val_fraction)
+        if num_bins < 1:
+            raise ValueError(f"DVSLip num_bins (time bins) must be >= 1, got {num_bins}")
+        if mask_count < 0:
+            raise ValueError(f"DVSLip mask_count must be >= 0, got {mask_count}")
+        self.mask_max_length = max(1, num_bins // 5) if mask_max_length is None else mask_max_length
+        if augment_temporal and not 1 <= self.mask_max_length < num_bins:
+            raise ValueError(
+                f"DVSLip mask_max_length must lie in [1, num_bins) = [1, {num_bins}), got {self.mask_max_length}"
+            )
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"DVS-Lip root {self.root} does not exist (expected <root>/train, <root>/test)")
-        self.split, self.T = split, T
+        self.split, self.num_bins = split, num_bins
         self.training = split == "train"
         self.augment_spatial = augment_spatial and self.training
         self.augment_temporal = augment_temporal and self.training
         self.mask_count = mask_count
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        folder = "test" if split == "test" or (split == "val" and validation == "test") else "train"
-        files, labels = _list_files(self.root / folder)
-        if folder == "train" and validation == "heldout":
-            held_out = holdout_indices(np.asarray(labels), fraction=val_fraction, seed=val_seed)
-            keep = held_out if split == "val" else np.setdiff1d(np.arange(len(files)), held_out)
-            files, labels = [files[i] for i in keep], [labels[i] for i in keep]
-        self.files, self.labels = files, labels
+        files, labels = _list_files(self.root / published_part(split, validation))
+        keep = split_indices(
+            np.asarray(labels), split, validation=validation, val_fraction=val_fraction, val_seed=val_seed
+        )
+        files, labels = [files[i] for i in keep], [labels[i] for i in keep]
+        if check_files == "open":
+            problems, readable = [], []
+            for index, path in enumerate(files):
+                try:
+                    read_header(path)
+                except ValueError as error:
+                    if not skip_unreadable:
+                        raise
+                    problems.append(str(error))
+                else:
+                    readable.append(index)
+            warn_skipped("DVSLip", problems)
+            files, labels = [files[i] for i in readable], [labels[i] for i in readable]
+        self.files = files
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self._reader = UnreadableSamples("DVSLip", len(files), skip=skip_unreadable)
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._reader.read(index, self._item)
+
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         frames = signed_frames(self.counts(index))
         if self.training:
             frames = random_crop_and_flip(center_crop(frames, TRAIN_CENTER_CROP), CROP_SIZE)
@@ -345,22 +427,27 @@ class DVSLip(Dataset):
             frames = zoom(cutout(frames))
         if self.augment_temporal:
             frames = time_mask(frames, self.mask_count, self.mask_max_length)
-        return frames.contiguous(), self.labels[index]
+        return frames.contiguous(), torch.tensor(self.labels[index], dtype=torch.int64)
+
+    def _bin_file(self, path: Path) -> np.ndarray:
+        events = read_events(path)
+        check_time_span(events["t"], self.num_bins, path)
+        return bin_events(events, self.num_bins)
 
     def counts(self, index: int) -> np.ndarray:
         """Binned ON/OFF counts of sample `index`, [T, 2, 128, 128] int32 (from the cache when valid)."""
         path = self.files[index]
         if self.cache_dir is None:
-            return bin_events(read_events(path), self.T)
+            return self._bin_file(path)
         stat = path.stat()
         stamp = np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)
         relative = path.relative_to(self.root).with_suffix(".npz")
-        cached = self.cache_dir / f"T{self.T}" / relative
+        cached = self.cache_dir / f"bins{self.num_bins}" / relative
         if cached.is_file():
             with np.load(cached) as stored:
                 if np.array_equal(stored["source"], stamp):
                     return stored["counts"]
-        counts = bin_events(read_events(path), self.T)
+        counts = self._bin_file(path)
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f".{cached.stem}.{os.getpid()}.npz")
         np.savez_compressed(partial, counts=counts, source=stamp)

@@ -16,7 +16,15 @@ import torch
 import torchaudio.functional
 from torchaudio.compliance import kaldi
 
-__all__ = ["FEATURE_RATE", "FRAME_LENGTH_MS", "FRAME_SHIFT_MS", "NUM_MEL_BINS", "log_mel_fbank", "read_audio"]
+__all__ = [
+    "FEATURE_RATE",
+    "FRAME_LENGTH_MS",
+    "FRAME_SHIFT_MS",
+    "NUM_MEL_BINS",
+    "audio_header",
+    "log_mel_fbank",
+    "read_audio",
+]
 
 FEATURE_RATE = 16000
 """Sample rate (Hz) the filterbank is computed at."""
@@ -25,11 +33,26 @@ FRAME_LENGTH_MS = 25.0
 FRAME_SHIFT_MS = 10.0
 
 
+def audio_header(path: str | Path) -> soundfile._SoundFileInfo:
+    """The header of an audio file (rate, channels, frames), read without decoding the samples.
+
+    Raises `FileNotFoundError` for a missing file and `ValueError` naming the file when the header cannot be read
+    or decoded (a zero-length, truncated or garbage file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        return soundfile.info(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise ValueError(f"cannot decode audio file {path}: {error}") from error
+
+
 def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     """Read a mono audio file (WAV, FLAC, ... via libsndfile) as ``(waveform [N] float32 in [-1, 1], rate in Hz)``.
 
     Raises `FileNotFoundError` for a missing file and `ValueError` naming the file when it cannot be decoded,
-    holds no samples or has more than one channel.
+    holds no samples, has more than one channel or holds non-finite samples (a float WAV with NaN or Inf).
     """
     path = Path(path)
     if not path.is_file():
@@ -42,6 +65,9 @@ def read_audio(path: str | Path) -> tuple[torch.Tensor, int]:
         raise ValueError(f"expected mono audio in {path}, got {samples.shape[1]} channels")
     if samples.shape[0] == 0:
         raise ValueError(f"audio file {path} holds no samples")
+    finite = np.isfinite(samples)
+    if not finite.all():
+        raise ValueError(f"audio file {path} holds {int((~finite).sum())} non-finite samples (NaN or Inf)")
     return torch.from_numpy(np.ascontiguousarray(samples[:, 0])), int(rate)
 
 

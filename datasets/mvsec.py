@@ -12,24 +12,33 @@ have that size and every raw event must lie on the sensor.
 
 Splits (the StereoSpike repository, after Tulyakov et al. 2019): split k trains on the two other sequences and
 splits the held-out sequence into 200 fixed validation samples and the test samples. Frame ranges are 0-based
-slices of the depth maps; as in the original, the first two labels of every slice are not used (the original's
-warm-up chunk), so sample j of a slice ``[a, b)`` is depth frame ``a + 2 + j``.
+slices of the depth maps (`SPLIT_SEQUENCES`, the defaults of the option ``frame_ranges``); as in the original, the
+first two labels of every slice are not used (the original's warm-up chunk), so sample j of a slice ``[a, b)`` is
+depth frame ``a + 2 + j``. A shorter recording (a cut, a subset, a new recording in the same format) is read with
+``frame_ranges={sequence: (start, end)}``: validation positions past its end are left out and the test positions
+stop at its end.
 
-One sample = the events of both cameras in the 50 ms window (t_d - 50 ms, t_d] before depth timestamp t_d,
-rectified with the calibration maps, truncated to integer pixels (events mapped outside the sensor are dropped, as
-in the original), and counted per pixel and polarity (ON iff polarity == 1). With ``num_bins`` T > 1 the window is
-cut into T equal sub-windows. The original cut the whole sequence into a fixed 50 ms grid from its first event;
-here every window ends exactly at its depth timestamp, and left and right share it (see README).
+One sample = the events of both cameras in the ``window_s`` = 50 ms window (t_d - 50 ms, t_d] before depth
+timestamp t_d, rectified with the calibration maps, truncated to integer pixels (events mapped outside the sensor
+are dropped, as in the original), and counted per pixel and polarity (ON iff polarity == 1). With ``num_bins``
+T > 1 the window is cut into T equal sub-windows. The original cut the whole sequence into a fixed 50 ms grid from
+its first event; here every window ends exactly at its depth timestamp, and left and right share it (README section
+"MVSEC window alignment": 3-5 % of the events of a window differ from the original's).
 
 Events are read per sample from the HDF5 files (window boundaries are found once, streaming the time column in
-chunks), so memory stays bounded; rectification and binning are vectorised.
+chunks), so memory stays bounded; rectification and binning are vectorised. Event values, depth timestamps and
+calibration maps must be finite (a NaN or Inf is an error naming the file).
 
 Labels: the left rectified depth; NaN -> 0, a grayscale area closing with area 24 (4-connectivity) fills holes and
-dead pixels (``skimage.morphology.area_closing`` in the original), then 0 -> NaN. NaN marks invalid pixels.
+dead pixels (``skimage.morphology.area_closing`` in the original), then 0 -> NaN. NaN marks invalid pixels, and
+an infinite depth is an error. The closing costs ~0.3-0.6 s of CPU per 260 x 346 map; with ``cache_dir`` each
+filled map is computed once and stored there (keyed by the ground-truth file's name, size and modification time
+and the hole area), so later epochs read it back.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -39,7 +48,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["MVSEC", "SPLIT_SEQUENCES", "area_closing", "load_rectification_map", "write_synthetic_sequences"]
+from zoo.datasets.options import checked_options
+
+__all__ = ["MVSEC", "SPLIT_SEQUENCES", "area_closing", "fill_depth_holes", "load_rectification_map"]
 
 WINDOW_S = 0.05
 SKIPPED_LABELS = 2
@@ -52,7 +63,8 @@ SPLIT_SEQUENCES: dict[int, tuple[dict[int, tuple[int, int]], tuple[int, tuple[in
     2: ({1: (79, 1261), 3: (124, 1816)}, (2, (119, 1421))),
     3: ({1: (79, 1261), 2: (119, 1581)}, (3, (72, 1816))),
 }
-# the original's test lists stop here (exclusive); split 1's list also names 1060, one past the end (IndexError)
+# the original's test lists stop here (exclusive; positions in the held-out slice); split 1's list also names 1060,
+# one past the end (IndexError)
 TEST_END = {1: 1060, 2: 1300, 3: 1542}
 VALID_INDICES = {
     1: (
@@ -175,6 +187,8 @@ def load_rectification_map(path: Path, sensor: tuple[int, int]) -> np.ndarray:
             f"MVSEC calibration map {path} is {table.shape[0]} x {table.shape[1]}, expected the sensor "
             f"size {sensor[0]} x {sensor[1]} (rows x columns of the depth maps)"
         )
+    if not np.isfinite(table).all():
+        raise ValueError(f"MVSEC calibration map {path} holds {int((~np.isfinite(table)).sum())} non-finite values")
     return table
 
 
@@ -200,18 +214,21 @@ def _open(path: Path) -> h5py.File:
         raise OSError(f"MVSEC file {path} is not a readable HDF5 file: {error}") from None
 
 
-def _window_bounds(events: h5py.Dataset, ends: np.ndarray, path: Path) -> np.ndarray:
-    """Event index ranges [start, stop) of the windows (end - 50 ms, end], streaming the time column in chunks.
+def _window_bounds(events: h5py.Dataset, ends: np.ndarray, window_s: float, path: Path) -> np.ndarray:
+    """Event index ranges [start, stop) of the windows (end - window_s, end], streaming the time column in chunks.
 
     Returns int64 [len(ends), 2]. The event times must be sorted (as published).
     """
     if events.ndim != 2 or events.shape[1] != 4:
         raise ValueError(f"{path}: {events.name} must be [n, 4] (x, y, t, polarity), got {events.shape}")
-    edges = np.concatenate([ends - WINDOW_S, ends])
+    edges = np.concatenate([ends - window_s, ends])
     counts = np.zeros(edges.shape, dtype=np.int64)
     previous = -np.inf
     for start in range(0, events.shape[0], TIME_CHUNK):
         times = events[start : start + TIME_CHUNK, 2]
+        if not np.isfinite(times).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(times))[0])
+            raise ValueError(f"{path}: {events.name} has a non-finite timestamp at event {bad}")
         if times[0] < previous or np.any(np.diff(times) < 0):
             raise ValueError(f"{path}: {events.name} timestamps are not sorted (near event {start})")
         previous = times[-1]
@@ -222,7 +239,7 @@ def _window_bounds(events: h5py.Dataset, ends: np.ndarray, path: Path) -> np.nda
 class _Sequence:
     """One indoor_flying sequence: depth labels, their timestamps and per-camera event windows (lazily opened)."""
 
-    def __init__(self, root: Path, number: int, cameras: tuple[str, ...], frames: np.ndarray) -> None:
+    def __init__(self, root: Path, number: int, cameras: tuple[str, ...], frames: np.ndarray, window_s: float) -> None:
         self.data_path = root / f"indoor_flying{number}_data.hdf5"
         self.gt_path = root / f"indoor_flying{number}_gt.hdf5"
         self.cameras = cameras
@@ -235,16 +252,23 @@ class _Sequence:
                 )
             self.sensor = (int(depth.shape[1]), int(depth.shape[2]))
         if frames.size and frames.max() >= stamps.shape[0]:
-            raise ValueError(f"{self.gt_path} has {stamps.shape[0]} depth maps; the split needs frame {frames.max()}")
+            raise ValueError(
+                f"{self.gt_path} has {stamps.shape[0]} depth maps; the split needs frame {frames.max()} (for a shorter "
+                f"recording pass frame_ranges={{{number}: (start, end)}} with end <= {stamps.shape[0]})"
+            )
         self.frames = frames
         self.ends = stamps[frames].astype(np.float64)
+        if not np.isfinite(self.ends).all():
+            raise ValueError(f"{self.gt_path}: depth_image_rect_ts holds non-finite timestamps")
         with _open(self.data_path) as data:
             self.bounds = {
                 camera: _window_bounds(
-                    _dataset(data, f"davis/{camera}/events", self.data_path), self.ends, self.data_path
+                    _dataset(data, f"davis/{camera}/events", self.data_path), self.ends, window_s, self.data_path
                 )
                 for camera in cameras
             }
+        stat = self.gt_path.stat()
+        self.gt_stamp = f"{self.gt_path.name}-{stat.st_size}-{stat.st_mtime_ns}"
         self._handles: tuple[int, h5py.File, h5py.File] | None = None
 
     def handles(self) -> tuple[h5py.File, h5py.File]:
@@ -255,6 +279,16 @@ class _Sequence:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_handles": None}
+
+
+def depth_frame_count(root: str | Path, number: int) -> int:
+    """Number of depth maps of ``indoor_flying{number}_gt.hdf5`` under `root` (to choose ``frame_ranges``)."""
+    path = Path(root) / f"indoor_flying{number}_gt.hdf5"
+    with _open(path) as gt:
+        return int(_dataset(gt, "davis/left/depth_image_rect_ts", path).shape[0])
+
+
+FrameRanges = dict[int, tuple[int, int | None]]
 
 
 class MVSEC(Dataset):
@@ -268,41 +302,52 @@ class MVSEC(Dataset):
         split: ``"train"``, ``"val"`` (200 fixed samples of the held-out sequence) or ``"test"`` (the rest).
         split_index: 1, 2 or 3 (which sequence is held out).
         cameras: ``"stereo"`` (4 channels) or ``"left"`` (2 channels, monocular).
-        num_bins: T, equal sub-windows of the 50 ms window (1 in the paper).
-        fill_holes: apply the original's area closing to the labels (costs ~0.5 s per 260 x 346 map on one core).
+        num_bins: T, equal sub-windows of the window (1 in the paper).
+        window_s: seconds of events before each depth timestamp (0.05 in the paper).
+        frame_ranges: ``{sequence: (start, end)}`` depth-frame slices replacing the published ones of this split
+            (end ``None``: the last depth map); ``None``: the published ranges.
+        fill_holes: apply the original's area closing to the labels (~0.5 s per 260 x 346 map on one core).
+        cache_dir: if set, filled depth maps are stored there once and read back in later epochs.
         max_samples: keep only the first this many samples (quick runs); None keeps all.
     """
 
+    @checked_options
     def __init__(
         self,
         root: str | Path,
         split: Split = "train",
+        *,
         split_index: int = 1,
         cameras: Cameras = "stereo",
         num_bins: int = 1,
+        window_s: float = WINDOW_S,
+        frame_ranges: FrameRanges | None = None,
         fill_holes: bool = True,
+        cache_dir: str | Path | None = None,
         max_samples: int | None = None,
     ) -> None:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"MVSEC split must be 'train', 'val' or 'test', got {split!r}")
         if split_index not in SPLIT_SEQUENCES:
             raise ValueError(f"MVSEC split_index must be 1, 2 or 3, got {split_index!r}")
-        if cameras not in ("stereo", "left"):
-            raise ValueError(f"MVSEC cameras must be 'stereo' or 'left', got {cameras!r}")
         if num_bins < 1:
             raise ValueError(f"MVSEC num_bins must be >= 1, got {num_bins}")
+        if not 0 < window_s < np.inf:
+            raise ValueError(f"MVSEC window_s must be a finite number of seconds > 0, got {window_s}")
+        if max_samples is not None and max_samples < 1:
+            raise ValueError(f"MVSEC max_samples must be >= 1 or None, got {max_samples}")
         folder = Path(root)
         if not (folder / "indoor_flying1_gt.hdf5").exists() and (folder / "indoor_flying").is_dir():
             folder = folder / "indoor_flying"
         self.root = folder
         self.split = split
         self.num_bins = num_bins
+        self.window_s = window_s
         self.fill_holes = fill_holes
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.cameras = ("left", "right") if cameras == "stereo" else ("left",)
         self.samples: list[tuple[int, int]] = []  # (sequence number, position in that sequence's frame list)
         self.sequences: dict[int, _Sequence] = {}
-        for number, frames in self._frames(split, split_index).items():
-            self.sequences[number] = _Sequence(folder, number, self.cameras, frames)
+        for number, frames in self._frames(folder, split, split_index, frame_ranges or {}).items():
+            self.sequences[number] = _Sequence(folder, number, self.cameras, frames, window_s)
             self.samples += [(number, position) for position in range(len(frames))]
         if max_samples is not None:
             self.samples = self.samples[:max_samples]
@@ -320,16 +365,33 @@ class MVSEC(Dataset):
         }
 
     @staticmethod
-    def _frames(split: Split, split_index: int) -> dict[int, np.ndarray]:
-        """Depth-frame indices per sequence for the split (published slices, first two labels skipped)."""
-        training, (held_out, (start, end)) = SPLIT_SEQUENCES[split_index]
+    def _frames(root: Path, split: Split, split_index: int, ranges: FrameRanges) -> dict[int, np.ndarray]:
+        """Depth-frame indices per sequence for the split (slices, first two labels skipped)."""
+        training, (held_out, published) = SPLIT_SEQUENCES[split_index]
+        slices = {**training, held_out: published}
+        for number, bounds in ranges.items():
+            if number not in slices:
+                raise ValueError(
+                    f"MVSEC frame_ranges names sequence {number}, but split {split_index} uses sequences "
+                    f"{sorted(slices)}"
+                )
+            start, end = bounds
+            end = depth_frame_count(root, number) if end is None else end
+            if not (start >= 0 and start + SKIPPED_LABELS < end):
+                raise ValueError(
+                    f"MVSEC frame_ranges[{number}] = {bounds}: need 0 <= start and start + {SKIPPED_LABELS} < end "
+                    f"(the first {SKIPPED_LABELS} labels of a range are not used)"
+                )
+            slices[number] = (start, end)
         if split == "train":
-            return {number: np.arange(a + SKIPPED_LABELS, b) for number, (a, b) in training.items()}
-        valid = np.array(VALID_INDICES[split_index])
+            return {number: np.arange(slices[number][0] + SKIPPED_LABELS, slices[number][1]) for number in training}
+        start, end = slices[held_out]
+        available = end - start - SKIPPED_LABELS
+        valid = np.array([position for position in VALID_INDICES[split_index] if position < available])
         if split == "val":
             positions = valid
         else:
-            positions = np.setdiff1d(np.arange(TEST_END[split_index]), valid)
+            positions = np.setdiff1d(np.arange(min(TEST_END[split_index], available)), valid)
         return {held_out: start + SKIPPED_LABELS + positions}
 
     def __len__(self) -> int:
@@ -344,10 +406,32 @@ class MVSEC(Dataset):
             self._bin(data[f"davis/{camera}/events"], *sequence.bounds[camera][position], end, camera, sequence)
             for camera in self.cameras
         ]
-        depth = gt["davis/left/depth_image_rect"][int(sequence.frames[position])].astype(np.float32)
-        if self.fill_holes:
-            depth = fill_depth_holes(depth)
+        depth = self._depth(gt, sequence, int(sequence.frames[position]))
         return torch.from_numpy(np.concatenate(frames, axis=1)), torch.from_numpy(depth)[None]
+
+    def _depth(self, gt: h5py.File, sequence: _Sequence, frame: int) -> np.ndarray:
+        """Depth map `frame` [H, W] float32 metres, hole-filled if asked (from the cache when there is one)."""
+        cached = None
+        if self.fill_holes and self.cache_dir is not None:
+            key = hashlib.sha1(f"{sequence.gt_stamp}-area{HOLE_AREA}".encode()).hexdigest()[:16]
+            cached = self.cache_dir / "mvsec-filled-depth" / f"{sequence.gt_path.stem}-{key}" / f"{frame:06d}.npy"
+            if cached.is_file():
+                return np.load(cached)
+        depth = gt["davis/left/depth_image_rect"][frame].astype(np.float32)
+        if np.isinf(depth).any():
+            raise ValueError(
+                f"{sequence.gt_path}: depth map {frame} holds {int(np.isinf(depth).sum())} infinite values "
+                "(invalid pixels are NaN in the published files)"
+            )
+        if not self.fill_holes:
+            return depth
+        depth = fill_depth_holes(depth)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f".{cached.stem}.{os.getpid()}.npy")
+            np.save(partial, depth)
+            os.replace(partial, cached)
+        return depth
 
     def _bin(
         self, events: h5py.Dataset, start: int, stop: int, end: float, camera: str, sequence: _Sequence
@@ -355,6 +439,12 @@ class MVSEC(Dataset):
         """Rectified per-pixel ON/OFF counts of events[start:stop] (the window ending at `end`): [T, 2, H, W]."""
         height, width = self.sensor
         chunk = events[start:stop]
+        if not np.isfinite(chunk).all():
+            bad = int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
+            raise ValueError(
+                f"{sequence.data_path}: davis/{camera}/events has a non-finite value in event {start + bad}: "
+                f"{chunk[bad].tolist()}"
+            )
         x = chunk[:, 0].astype(np.int64)
         y = chunk[:, 1].astype(np.int64)
         off_sensor = (x < 0) | (x >= width) | (y < 0) | (y >= height)
@@ -371,56 +461,8 @@ class MVSEC(Dataset):
         column = column[keep].astype(np.int64)
         row = row[keep].astype(np.int64)
         channel = (chunk[keep, 3] != 1).astype(np.int64)
-        since_start = chunk[keep, 2] - (end - WINDOW_S)
-        step = np.clip(np.ceil(since_start * self.num_bins / WINDOW_S).astype(np.int64) - 1, 0, self.num_bins - 1)
+        since_start = chunk[keep, 2] - (end - self.window_s)
+        step = np.clip(np.ceil(since_start * self.num_bins / self.window_s).astype(np.int64) - 1, 0, self.num_bins - 1)
         flat = ((step * 2 + channel) * height + row) * width + column
         counts = np.bincount(flat, minlength=self.num_bins * 2 * height * width)
         return counts.astype(np.float32).reshape(self.num_bins, 2, height, width)
-
-
-def write_synthetic_sequences(
-    root: str | Path,
-    sensor: tuple[int, int] = (8, 10),
-    frames: tuple[int, int, int] = (1261, 1581, 1816),
-    events_per_window: float = 30.0,
-    seed: int = 0,
-) -> Path:
-    """Write indoor_flying1..3 files and calibration maps in the published format, with synthetic content.
-
-    For smoke tests of the data pipeline and the training CLI without the real recordings (the default frame counts
-    cover the published split ranges). Depth is a smooth random field in metres with NaN holes; events are uniform
-    in space and time, polarity -1/+1; the rectification maps shift by a fraction of a pixel (a few events leave the
-    sensor). Returns `root`.
-    """
-    root = Path(root)
-    height, width = sensor
-    rng = np.random.default_rng(seed)
-    calib = root / "indoor_flying_calib"
-    calib.mkdir(parents=True, exist_ok=True)
-    rows, columns = np.mgrid[0:height, 0:width].astype(np.float32)
-    for camera, shift in (("left", 0.3), ("right", -0.4)):
-        np.savetxt(calib / f"indoor_flying_{camera}_x_map.txt", columns + shift, fmt="%.4f")
-        np.savetxt(calib / f"indoor_flying_{camera}_y_map.txt", rows - shift / 2, fmt="%.4f")
-    for number, count in enumerate(frames, start=1):
-        stamps = 1.5e9 + 0.05 * np.arange(count) + rng.uniform(-2e-3, 2e-3, count)
-        depth = 1.0 + 2.0 * rng.random((count, 1, 1)) + 0.1 * rows / height + 0.1 * columns / width
-        depth = depth.astype(np.float32)
-        depth[rng.random(depth.shape) < 0.05] = np.nan
-        with h5py.File(root / f"indoor_flying{number}_gt.hdf5", "w") as gt:
-            gt["davis/left/depth_image_rect"] = depth
-            gt["davis/left/depth_image_rect_ts"] = stamps
-        with h5py.File(root / f"indoor_flying{number}_data.hdf5", "w") as data:
-            for camera in ("left", "right"):
-                total = rng.poisson(events_per_window * count)
-                times = np.sort(rng.uniform(stamps[0] - 0.1, stamps[-1] + 0.05, total))
-                events = np.stack(
-                    [
-                        rng.integers(0, width, total),
-                        rng.integers(0, height, total),
-                        times,
-                        rng.choice([-1.0, 1.0], total),
-                    ],
-                    axis=1,
-                )
-                data[f"davis/{camera}/events"] = events
-    return root

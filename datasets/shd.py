@@ -9,11 +9,11 @@ Each file holds ``spikes/times`` (one variable-length array of spike times in se
 ``spikes/units`` (the matching input channels, 0..699) and ``labels`` (one class index per sample); the
 ``extra/`` group (speakers, class names) is read only for ``extra/keys``, to catch a file of the other dataset.
 
-A sample is binned into ``num_steps`` time steps as in sparch (Bittar & Garner 2022): with the default
-``time_bins="sparch"`` the bin edges are ``linspace(0, max_time, num_steps)`` and a spike at time t goes to step
-``digitize(t, edges)``, so step 0 is always empty and steps 1..num_steps-1 are ``max_time / (num_steps - 1)``
-wide (14.14 ms for the defaults 100 steps over 1.4 s). ``time_bins="uniform"`` uses ``num_steps`` equal bins of
-``max_time / num_steps`` instead. Spikes in the same step and channel are summed (``values="counts"``, as sparch)
+A sample is binned into ``num_bins`` time steps as in sparch (Bittar & Garner 2022): with the default
+``binning="sparch"`` the bin edges are ``linspace(0, window_s, num_bins)`` and a spike at time t goes to step
+``digitize(t, edges)``, so step 0 is always empty and steps 1..num_bins-1 are ``window_s / (num_bins - 1)``
+wide (14.14 ms for the defaults 100 bins over 1.4 s). ``binning="uniform"`` uses ``num_bins`` equal bins of
+``window_s / num_bins`` instead. Spikes in the same step and channel are summed (``values="counts"``, as sparch)
 or marked once (``values="binary"``).
 """
 
@@ -22,21 +22,23 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from zoo.datasets.holdout import holdout_indices
+from zoo.datasets.holdout import Validation, check_validation, published_part, split_indices
+from zoo.datasets.notices import SharedFlags
+from zoo.datasets.options import checked_options
 
 __all__ = ["NUM_CHANNELS", "SHD", "SSC", "SpikeTrainFile", "bin_spikes", "write_spike_file"]
 
 NUM_CHANNELS = 700
 """Input channels of SHD and SSC (the cochlea model's 700 fibres)."""
 
-TimeBins = Literal["sparch", "uniform"]
+Binning = Literal["sparch", "uniform"]
 SpikeValues = Literal["counts", "binary"]
 OutOfWindow = Literal["drop", "error", "last_step"]
 
@@ -45,26 +47,26 @@ def bin_spikes(
     times: np.ndarray,
     units: np.ndarray,
     *,
-    num_steps: int = 100,
-    max_time: float = 1.4,
-    time_bins: TimeBins = "sparch",
+    num_bins: int = 100,
+    window_s: float = 1.4,
+    binning: Binning = "sparch",
     values: SpikeValues = "counts",
     out_of_window: OutOfWindow = "drop",
     num_channels: int = NUM_CHANNELS,
 ) -> tuple[torch.Tensor, int]:
-    """Bin one sample's spikes into a dense ``[num_steps, num_channels]`` float32 tensor (no loop over spikes).
+    """Bin one sample's spikes into a dense ``[num_bins, num_channels]`` float32 tensor (no loop over spikes).
 
     Args:
-        times: ``[N]`` spike times in seconds (>= 0).
+        times: ``[N]`` spike times in seconds (finite, >= 0).
         units: ``[N]`` channel of each spike, integers in ``0..num_channels-1``.
-        num_steps, max_time: number of time steps and the window they cover, in seconds.
-        time_bins: ``"sparch"`` (edges ``linspace(0, max_time, num_steps)``, step 0 empty) or ``"uniform"``.
-        values: ``"counts"`` (spikes per step and channel) or ``"binary"`` (1 where at least one spike).
-        out_of_window: what happens to spikes at ``t >= max_time``: ``"drop"`` (sparch, where they fall outside
-            the tensor), ``"error"``, or ``"last_step"`` (counted in the last step).
+        num_bins, window_s: number of time bins and the window they cover, in seconds.
+        binning: ``"sparch"`` (edges ``linspace(0, window_s, num_bins)``, bin 0 empty) or ``"uniform"``.
+        values: ``"counts"`` (spikes per bin and channel) or ``"binary"`` (1 where at least one spike).
+        out_of_window: what happens to spikes at ``t >= window_s``: ``"drop"`` (sparch, where they fall outside
+            the tensor), ``"error"``, or ``"last_step"`` (counted in the last bin).
 
     Returns:
-        ``(frames, dropped)``: frames ``[num_steps, num_channels]`` float32, and how many spikes were dropped.
+        ``(frames, dropped)``: frames ``[num_bins, num_channels]`` float32, and how many spikes were dropped.
     """
     times = np.asarray(times, dtype=np.float64)
     units = np.asarray(units)
@@ -73,31 +75,34 @@ def bin_spikes(
     if units.size and (units.min() < 0 or units.max() >= num_channels):
         bad = units[(units < 0) | (units >= num_channels)]
         raise ValueError(f"spike units must lie in 0..{num_channels - 1}, got {bad.size} outside (e.g. {bad[0]})")
-    if times.size and (not np.isfinite(times).all() or times.min() < 0):
-        raise ValueError(f"spike times must be finite and >= 0 seconds, got minimum {times.min()}")
-    if time_bins == "sparch":
-        steps = np.digitize(times, np.linspace(0.0, max_time, num_steps))
-    elif time_bins == "uniform":
-        steps = np.floor(times * (num_steps / max_time)).astype(np.int64)
+    if times.size and not np.isfinite(times).all():
+        bad = times[~np.isfinite(times)]
+        raise ValueError(f"spike times must be finite seconds, got {bad.size} non-finite (e.g. {bad[0]})")
+    if times.size and times.min() < 0:
+        raise ValueError(f"spike times must be >= 0 seconds, got minimum {times.min()}")
+    if binning == "sparch":
+        steps = np.digitize(times, np.linspace(0.0, window_s, num_bins))
+    elif binning == "uniform":
+        steps = np.floor(times * (num_bins / window_s)).astype(np.int64)
     else:
-        raise ValueError(f"time_bins must be 'sparch' or 'uniform', got {time_bins!r}")
-    late = steps >= num_steps
+        raise ValueError(f"binning must be 'sparch' or 'uniform', got {binning!r}")
+    late = steps >= num_bins
     dropped = 0
     if late.any():
         if out_of_window == "error":
             raise ValueError(
-                f"{int(late.sum())} spikes at or after max_time={max_time} s (latest {times.max():.4f} s); "
-                "raise max_time or pass out_of_window='drop' or 'last_step'"
+                f"{int(late.sum())} spikes at or after window_s={window_s} s (latest {times.max():.4f} s); "
+                "raise window_s or pass out_of_window='drop' or 'last_step'"
             )
         if out_of_window == "last_step":
-            steps = np.minimum(steps, num_steps - 1)
+            steps = np.minimum(steps, num_bins - 1)
         elif out_of_window == "drop":
             dropped = int(late.sum())
             steps, units = steps[~late], units[~late]
         else:
             raise ValueError(f"out_of_window must be 'drop', 'error' or 'last_step', got {out_of_window!r}")
     flat = steps.astype(np.int64) * num_channels + units.astype(np.int64)
-    counts = np.bincount(flat, minlength=num_steps * num_channels).reshape(num_steps, num_channels)
+    counts = np.bincount(flat, minlength=num_bins * num_channels).reshape(num_bins, num_channels)
     if values == "binary":
         counts = np.minimum(counts, 1)
     elif values != "counts":
@@ -194,36 +199,25 @@ class SpikeTrainFile:
 
 
 class _SpikingSpeech(Dataset):
-    """Items ``(frames [num_steps, 700] float32, label int64 0-d)`` of one split of SHD or SSC."""
+    """Items ``(frames [num_bins, 700] float32, label int64 0-d)`` of one split of SHD or SSC."""
 
     NAME = ""
     PREFIX = ""
     NUM_CLASSES = 0
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str,
-        *,
-        indices: np.ndarray | None,
-        num_steps: int,
-        max_time: float,
-        time_bins: TimeBins,
-        values: SpikeValues,
-        out_of_window: OutOfWindow,
-        file_split: str,
-    ) -> None:
-        if num_steps < 2 or max_time <= 0:
-            raise ValueError(f"need num_steps >= 2 and max_time > 0 s, got {num_steps} and {max_time}")
+    def __init__(self, root: str | Path, split: str, file_part: str, **binning: Any) -> None:
+        if binning["num_bins"] < 2 or not binning["window_s"] > 0 or not np.isfinite(binning["window_s"]):
+            raise ValueError(
+                f"{self.NAME}: need num_bins >= 2 and a finite window_s > 0 s, got {binning['num_bins']} and "
+                f"{binning['window_s']}"
+            )
         self.split = split
         self.file = SpikeTrainFile(
-            Path(root) / f"{self.PREFIX}_{file_split}.h5", dataset_name=self.NAME, num_classes=self.NUM_CLASSES
+            Path(root) / f"{self.PREFIX}_{file_part}.h5", dataset_name=self.NAME, num_classes=self.NUM_CLASSES
         )
-        self.indices = np.arange(len(self.file)) if indices is None else indices
-        self.binning = dict(
-            num_steps=num_steps, max_time=max_time, time_bins=time_bins, values=values, out_of_window=out_of_window
-        )
-        self._warned_dropped = False
+        self.indices = np.arange(len(self.file))
+        self.binning = binning
+        self._dropped_reported = SharedFlags(1)
 
     @property
     def labels(self) -> np.ndarray:
@@ -240,11 +234,10 @@ class _SpikingSpeech(Dataset):
             frames, dropped = bin_spikes(times, units, **self.binning)
         except ValueError as error:
             raise ValueError(f"{self.file.path}, sample {index}: {error}") from None
-        if dropped and not self._warned_dropped:
-            self._warned_dropped = True
+        if dropped and self._dropped_reported.first():
             warnings.warn(
-                f"{self.file.path}, sample {index}: {dropped} spikes at or after max_time="
-                f"{self.binning['max_time']} s were dropped, as sparch does (out_of_window='drop'); "
+                f"{self.file.path}, sample {index}: {dropped} spikes at or after window_s="
+                f"{self.binning['window_s']} s were dropped, as sparch does (out_of_window='drop'); "
                 "this is reported once per dataset",
                 stacklevel=2,
             )
@@ -252,84 +245,89 @@ class _SpikingSpeech(Dataset):
 
 
 class SHD(_SpikingSpeech):
-    """Spiking Heidelberg Digits: 20 classes (English and German digits), items ``([num_steps, 700], label)``.
+    """Spiking Heidelberg Digits: 20 classes (English and German digits), items ``([num_bins, 700], label)``.
 
     SHD publishes only a train and a test file. ``validation="heldout"`` (default) makes a real validation split:
     a seeded, label-stratified `val_fraction` of ``shd_train.h5`` is ``"val"`` and the rest is ``"train"``, so
     model selection never sees the test set. ``validation="test"`` is sparch's protocol: ``"val"`` is the test file
-    and ``"train"`` the whole train file.
+    and ``"train"`` the whole train file (see `zoo.datasets.holdout`).
 
     Args:
         root: folder holding ``shd_train.h5`` and ``shd_test.h5``.
         split: ``"train"``, ``"val"`` or ``"test"``.
-        num_steps, max_time, time_bins, values, out_of_window: binning, see `bin_spikes` (defaults = sparch).
-        validation, val_fraction, val_seed: the validation protocol above.
+        num_bins: time bins (sparch: 100).
+        window_s: seconds of each sample that are binned (sparch: 1.4).
+        binning: ``"sparch"`` (bin edges ``linspace(0, window_s, num_bins)``, bin 0 empty) or ``"uniform"``.
+        values: ``"counts"`` (spikes per bin and channel, sparch) or ``"binary"``.
+        out_of_window: spikes at or after `window_s`: ``"drop"`` (sparch; one warning), ``"error"`` or
+            ``"last_step"``.
+        validation: ``"heldout"`` (a seeded part of the train file is ``"val"``) or ``"test"`` (sparch: the test
+            file is ``"val"``).
+        val_fraction: share of every class of the train file held out as ``"val"``.
+        val_seed: seed of the held-out draw.
     """
 
     NAME = "SHD"
     PREFIX = "shd"
     NUM_CLASSES = 20
 
+    @checked_options
     def __init__(
         self,
         root: str | Path,
         split: str = "train",
         *,
-        num_steps: int = 100,
-        max_time: float = 1.4,
-        time_bins: TimeBins = "sparch",
+        num_bins: int = 100,
+        window_s: float = 1.4,
+        binning: Binning = "sparch",
         values: SpikeValues = "counts",
         out_of_window: OutOfWindow = "drop",
-        validation: Literal["heldout", "test"] = "heldout",
+        validation: Validation = "heldout",
         val_fraction: float = 0.1,
         val_seed: int = 0,
     ) -> None:
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"SHD split must be 'train', 'val' or 'test', got {split!r}")
-        if validation not in ("heldout", "test"):
-            raise ValueError(f"SHD validation must be 'heldout' or 'test', got {validation!r}")
-        file_split = "test" if split == "test" or (split == "val" and validation == "test") else "train"
-        binning = dict(
-            num_steps=num_steps, max_time=max_time, time_bins=time_bins, values=values, out_of_window=out_of_window
+        check_validation(validation, val_fraction)
+        binning_options = dict(
+            num_bins=num_bins, window_s=window_s, binning=binning, values=values, out_of_window=out_of_window
         )
-        super().__init__(root, split, indices=None, file_split=file_split, **binning)
-        if file_split == "train" and validation == "heldout":
-            held_out = holdout_indices(self.file.labels, fraction=val_fraction, seed=val_seed)
-            if split == "val":
-                self.indices = held_out
-            else:
-                self.indices = np.setdiff1d(np.arange(len(self.file)), held_out)
+        super().__init__(root, split, published_part(split, validation), **binning_options)
+        self.indices = split_indices(
+            self.file.labels, split, validation=validation, val_fraction=val_fraction, val_seed=val_seed
+        )
 
 
 class SSC(_SpikingSpeech):
-    """Spiking Speech Commands: 35 classes, items ``([num_steps, 700], label)``, from the published train, valid
+    """Spiking Speech Commands: 35 classes, items ``([num_bins, 700], label)``, from the published train, valid
     and test files (``"val"`` reads ``ssc_valid.h5``).
 
     Args:
         root: folder holding ``ssc_train.h5``, ``ssc_valid.h5`` and ``ssc_test.h5``.
         split: ``"train"``, ``"val"`` or ``"test"``.
-        num_steps, max_time, time_bins, values, out_of_window: binning, see `bin_spikes` (defaults = sparch).
+        num_bins: time bins (sparch: 100).
+        window_s: seconds of each sample that are binned (sparch: 1.4).
+        binning: ``"sparch"`` (bin edges ``linspace(0, window_s, num_bins)``, bin 0 empty) or ``"uniform"``.
+        values: ``"counts"`` (spikes per bin and channel, sparch) or ``"binary"``.
+        out_of_window: spikes at or after `window_s`: ``"drop"`` (sparch; one warning), ``"error"`` or
+            ``"last_step"``.
     """
 
     NAME = "SSC"
     PREFIX = "ssc"
     NUM_CLASSES = 35
 
+    @checked_options
     def __init__(
         self,
         root: str | Path,
         split: str = "train",
         *,
-        num_steps: int = 100,
-        max_time: float = 1.4,
-        time_bins: TimeBins = "sparch",
+        num_bins: int = 100,
+        window_s: float = 1.4,
+        binning: Binning = "sparch",
         values: SpikeValues = "counts",
         out_of_window: OutOfWindow = "drop",
     ) -> None:
-        files = {"train": "train", "val": "valid", "test": "test"}
-        if split not in files:
-            raise ValueError(f"SSC split must be 'train', 'val' or 'test', got {split!r}")
-        binning = dict(
-            num_steps=num_steps, max_time=max_time, time_bins=time_bins, values=values, out_of_window=out_of_window
+        binning_options = dict(
+            num_bins=num_bins, window_s=window_s, binning=binning, values=values, out_of_window=out_of_window
         )
-        super().__init__(root, split, indices=None, file_split=files[split], **binning)
+        super().__init__(root, split, {"train": "train", "val": "valid", "test": "test"}[split], **binning_options)

@@ -157,16 +157,93 @@ def test_heidelberg_digits_errors_name_the_file(tmp_path: Path) -> None:
     root = make_hd(tmp_path / "hd", train=names, test=["lang-english_speaker-09_trial-0_digit-4.flac"])
     with pytest.raises(FileNotFoundError, match="lang-english_speaker-09_trial-0_digit-4.flac"):
         HeidelbergDigits(root, "test")
-    broken = root / "audio" / names[0]
-    broken.write_bytes(b"fLaC but not really")
-    with pytest.raises(ValueError, match=f"cannot decode audio file .*{names[0]}"):
-        HeidelbergDigits(root, "train", validation="test")[0]
-    soundfile.write(broken, np.zeros(300, dtype=np.float32), 16000)
-    with pytest.raises(ValueError, match=f"{names[0]}: audio of 300 samples .* shorter than one 25 ms frame"):
-        HeidelbergDigits(root, "train", validation="test")[0]
-    soundfile.write(broken, np.zeros((1600, 2), dtype=np.float32), 16000)
-    with pytest.raises(ValueError, match="expected mono audio"):
-        HeidelbergDigits(root, "train", validation="test")[0]
+
+
+BROKEN_AUDIO = {
+    "zero-length": (lambda path: path.write_bytes(b""), "cannot decode audio file"),
+    "garbage": (lambda path: path.write_bytes(b"fLaC but not really"), "cannot decode audio file"),
+    "header-only": (
+        lambda path: soundfile.write(path, np.zeros(0, dtype=np.float32), 16000, format="WAV"),
+        "holds no samples",
+    ),
+    "too short": (
+        lambda path: soundfile.write(path, np.zeros(300, dtype=np.float32), 16000),
+        "holds 300 samples at 16000 Hz, shorter than one 25 ms frame",
+    ),
+    "stereo": (lambda path: soundfile.write(path, np.zeros((1600, 2), dtype=np.float32), 16000), "2 channels"),
+}
+
+
+@pytest.mark.parametrize("problem", list(BROKEN_AUDIO))
+def test_broken_audio_fails_when_the_dataset_opens_naming_the_file(tmp_path: Path, problem: str) -> None:
+    """Before, these files passed construction and crashed the first epoch with a traceback."""
+    names = list(HD_FILES)
+    root = make_hd(tmp_path / "hd", train=names, test=names[:2])
+    write, message = BROKEN_AUDIO[problem]
+    write(root / "audio" / names[0])
+    with pytest.raises(ValueError, match=f"{names[0]}.*{message}|{message}.*{names[0]}"):
+        HeidelbergDigits(root, "test")
+    late = HeidelbergDigits(root, "test", check_files="first_read")
+    assert len(late) == 2
+    late[1]
+    with pytest.raises(ValueError, match=f"{names[0]}"):
+        late[0]
+
+
+def test_sample_rate_is_checked_without_resampling(tmp_path: Path) -> None:
+    names = list(HD_FILES)
+    root = make_hd(tmp_path / "hd", train=names, test=names[:1])
+    with pytest.raises(ValueError, match=f"{names[0]} is 16000 Hz, but the published files are 48000 Hz"):
+        HeidelbergDigits(root, "test", resample=False)
+    samples, rate = soundfile.read(ASSETS / "one_16k.flac", dtype="float32")
+    soundfile.write(root / "audio" / names[0], np.repeat(samples, 3), 48000)
+    features, _ = HeidelbergDigits(root, "test", resample=False)[0]
+    expected = log_mel_fbank(torch.from_numpy(np.repeat(samples, 3)), 48000, resample=False)
+    assert torch.equal(features, expected), "sparch's pipeline: 48 kHz samples framed as if they were 16 kHz"
+
+
+def test_non_finite_audio_samples_are_refused(tmp_path: Path) -> None:
+    names = list(HD_FILES)
+    root = make_hd(tmp_path / "hd", train=names, test=names[:1])
+    samples = np.full(1600, 0.1, dtype=np.float32)
+    samples[7] = np.nan
+    soundfile.write(root / "audio" / names[0], samples, 16000, format="WAV", subtype="FLOAT")
+    with pytest.raises(ValueError, match=f"{names[0]} holds 1 non-finite samples"):
+        HeidelbergDigits(root, "test")[0]
+
+
+def test_skip_unreadable_leaves_broken_files_out_with_one_warning(tmp_path: Path) -> None:
+    names = list(HD_FILES)
+    root = make_hd(tmp_path / "hd", train=names, test=names)
+    (root / "audio" / names[0]).write_bytes(b"")
+    (root / "audio" / names[2]).write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="skipped 2 unreadable sample") as caught:
+        dataset = HeidelbergDigits(root, "test", skip_unreadable=True)
+    assert len(caught) == 1 and names[0] in str(caught[0].message) and names[2] in str(caught[0].message)
+    assert [path.name for path in dataset.files] == [names[1], names[3]] and dataset.labels.tolist() == [2, 1]
+    late = HeidelbergDigits(root, "test", skip_unreadable=True, check_files="first_read")
+    with pytest.warns(UserWarning, match=f"skipped an unreadable sample .*{names[0]}"):
+        features, label = late[0]
+    assert int(label) == 2 and torch.equal(features, late[1][0]), "replaced by the next readable sample"
+
+
+def test_speech_commands_accepts_a_subset_of_words_with_its_label_map(tmp_path: Path) -> None:
+    root = tmp_path / "sc"
+    for name, asset in {"yes/a_nohash_0.wav": "yes_16k.wav", "no/b_nohash_0.wav": "no_16k.wav"}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ASSETS / asset, root / name)
+    (root / "no" / "c_nohash_0.wav").write_bytes((root / "no" / "b_nohash_0.wav").read_bytes())
+    (root / "validation_list.txt").write_text("no/c_nohash_0.wav\nup/x_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("")
+    with pytest.raises(ValueError, match="missing word folders.*pass words=no,yes"):
+        SpeechCommands(root, "train")
+    train = SpeechCommands(root, "train", words=("yes", "no"))
+    assert train.word_labels == {"yes": 0, "no": 1} and train.labels.tolist() == [1, 0]
+    assert SpeechCommands(root, "train", words="no,yes").labels.tolist() == [0, 1]
+    val = SpeechCommands(root, "val", words=("yes", "no"))
+    assert [path.name for path in val.files] == ["c_nohash_0.wav"] and int(val[0][1]) == 1
+    with pytest.raises(ValueError, match=r"no folder for the word\(s\) \['up'\]"):
+        SpeechCommands(root, "train", words=("yes", "up"))
 
 
 @pytest.mark.skipif(

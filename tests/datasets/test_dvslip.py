@@ -52,11 +52,12 @@ def test_binning_counts_events_per_rounded_bin_pixel_and_polarity(tmp_path: Path
 
 def test_items_are_signed_counts_center_cropped_for_test(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"accused": 2, "young": 2})
-    dataset = DVSLip(root, "test", T=12)
-    assert len(dataset) == 2 and dataset.labels == [WORDS.index("accused"), WORDS.index("young")] == [0, 99]
+    dataset = DVSLip(root, "test", num_bins=12)
+    assert len(dataset) == 2 and dataset.labels.tolist() == [WORDS.index("accused"), WORDS.index("young")] == [0, 99]
     frames, label = dataset[1]
     counts = bin_events(read_events(root / "test" / "young" / "0.npy"), 12)
-    assert frames.shape == (12, 2, 88, 88) and frames.dtype == torch.float32 and label == 99
+    assert frames.shape == (12, 2, 88, 88) and frames.dtype == torch.float32
+    assert label.dtype == torch.int64 and label.shape == () and int(label) == 99, "labels are int64 like every loader"
     expected = torch.from_numpy(counts[:, :, 20:108, 20:108].astype(np.float32))
     torch.testing.assert_close(frames[:, 0], expected[:, 0], rtol=0, atol=0)
     torch.testing.assert_close(frames[:, 1], -expected[:, 1], rtol=0, atol=0)
@@ -64,7 +65,7 @@ def test_items_are_signed_counts_center_cropped_for_test(tmp_path: Path) -> None
 
 def test_train_items_are_one_random_88_crop_of_the_centre_96_possibly_flipped(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"action": 1})
-    dataset = DVSLip(root, "train", T=8, validation="test")
+    dataset = DVSLip(root, "train", num_bins=8, validation="test")
     counts = bin_events(read_events(dataset.files[0]), 8)
     signed = torch.from_numpy(np.stack([counts[:, 0], -counts[:, 1]], axis=1).astype(np.float32))
     candidates = [
@@ -97,22 +98,22 @@ def test_augmentations_keep_shapes_and_follow_their_rules() -> None:
 
 def test_augmented_train_items_and_mask_defaults(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"allow": 1})
-    assert DVSLip(root, "train", T=90, augment_temporal=True, validation="test").mask_max_length == 18
-    assert DVSLip(root, "train", T=30, augment_temporal=True, validation="test").mask_max_length == 6
-    augmented = DVSLip(root, "train", T=10, augment_spatial=True, augment_temporal=True, validation="test")
+    assert DVSLip(root, "train", num_bins=90, augment_temporal=True, validation="test").mask_max_length == 18
+    assert DVSLip(root, "train", num_bins=30, augment_temporal=True, validation="test").mask_max_length == 6
+    augmented = DVSLip(root, "train", num_bins=10, augment_spatial=True, augment_temporal=True, validation="test")
     frames, _ = augmented[0]
     assert frames.shape == (10, 2, 88, 88) and (frames[:, 0] >= 0).all() and (frames[:, 1] <= 0).all()
-    plain_test = DVSLip(root, "test", T=10, augment_spatial=True, augment_temporal=True)
+    plain_test = DVSLip(root, "test", num_bins=10, augment_spatial=True, augment_temporal=True)
     assert not plain_test.augment_spatial and not plain_test.augment_temporal
     with pytest.raises(ValueError, match="mask_max_length"):
-        DVSLip(root, "train", T=4, augment_temporal=True, mask_max_length=4, validation="test")
+        DVSLip(root, "train", num_bins=4, augment_temporal=True, mask_max_length=4, validation="test")
 
 
 def test_validation_is_held_out_from_train_or_is_the_test_set(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"accused": 10, "action": 10, "allow": 10}, test_per_word=2)
     train, val = DVSLip(root, "train"), DVSLip(root, "val")
     assert len(val) == 3 and len(train) == 27 and not set(train.files) & set(val.files)
-    assert sorted(val.labels) == [0, 1, 2]
+    assert sorted(val.labels.tolist()) == [0, 1, 2]
     assert DVSLip(root, "val").files == val.files
     assert any(DVSLip(root, "val", val_seed=seed).files != val.files for seed in (1, 2, 3))
     paper_train, paper_val = DVSLip(root, "train", validation="test"), DVSLip(root, "val", validation="test")
@@ -160,12 +161,12 @@ def test_bool_polarity_and_other_field_types_are_read_by_name(tmp_path: Path) ->
 def test_cache_stores_binned_counts_and_notices_changed_files(tmp_path: Path) -> None:
     root = make_root(tmp_path / "data", {"banks": 1})
     cache = tmp_path / "cache"
-    dataset = DVSLip(root, "test", T=6, cache_dir=cache)
+    dataset = DVSLip(root, "test", num_bins=6, cache_dir=cache)
     first = dataset.counts(0)
-    stored = cache / "T6" / "test" / "banks" / "0.npz"
+    stored = cache / "bins6" / "test" / "banks" / "0.npz"
     assert stored.is_file()
     np.testing.assert_array_equal(np.load(stored)["counts"], first)
     np.testing.assert_array_equal(dataset.counts(0), first)
-    write_events(dataset.files[0], [0, 1, 2], [30, 31, 32], [40, 41, 42], [1, 1, 0])
+    write_events(dataset.files[0], [0, 300_000, 700_000], [30, 31, 32], [40, 41, 42], [1, 1, 0])
     os.utime(dataset.files[0], ns=(1, 1))
     assert dataset.counts(0).sum() == 3

@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from mvsec_files import write_synthetic_sequences
 
 from zoo.datasets import MVSEC
-from zoo.datasets.mvsec import area_closing, fill_depth_holes, load_rectification_map, write_synthetic_sequences
+from zoo.datasets.mvsec import area_closing, fill_depth_holes, load_rectification_map
 
 SENSOR = (6, 8)
 

@@ -26,8 +26,8 @@ def loop_binning(times: np.ndarray, units: np.ndarray, edges: np.ndarray, num_st
     return frames
 
 
-def random_sample(rng: np.random.Generator, count: int, max_time: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
-    return np.sort(rng.uniform(0.0, max_time, count)), rng.integers(0, NUM_CHANNELS, count)
+def random_sample(rng: np.random.Generator, count: int, window_s: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    return np.sort(rng.uniform(0.0, window_s, count)), rng.integers(0, NUM_CHANNELS, count)
 
 
 def make_files(root: Path, prefix: str, splits: dict[str, list[int]], seed: int = 0) -> dict[str, list]:
@@ -51,7 +51,7 @@ def make_files(root: Path, prefix: str, splits: dict[str, list[int]], seed: int 
 
 def test_sparch_binning_matches_a_spike_by_spike_oracle() -> None:
     rng = np.random.default_rng(1)
-    times, units = random_sample(rng, 3000, max_time=1.6)
+    times, units = random_sample(rng, 3000, window_s=1.6)
     frames, dropped = bin_spikes(times, units)
     expected = loop_binning(times, units, np.linspace(0, 1.4, 100), 100)
     assert frames.shape == (100, NUM_CHANNELS) and frames.dtype == torch.float32
@@ -73,9 +73,9 @@ def test_sparch_binning_quirks_row_zero_empty_and_counts() -> None:
 def test_uniform_binning_uses_every_step() -> None:
     times = np.array([0.0, 0.0139, 0.014, 1.3999])
     units = np.array([1, 2, 3, 4])
-    frames, _ = bin_spikes(times, units, time_bins="uniform")
+    frames, _ = bin_spikes(times, units, binning="uniform")
     assert frames[0, 1] == 1 and frames[0, 2] == 1 and frames[1, 3] == 1 and frames[99, 4] == 1
-    coarse, _ = bin_spikes(times, units, num_steps=7, max_time=1.4, time_bins="uniform")
+    coarse, _ = bin_spikes(times, units, num_bins=7, window_s=1.4, binning="uniform")
     assert coarse.shape == (7, NUM_CHANNELS) and coarse[0].sum() == 3 and coarse[6, 4] == 1
 
 
@@ -85,7 +85,7 @@ def test_out_of_window_spikes_are_dropped_clamped_or_refused() -> None:
     assert count == 2 and dropped.sum() == 1
     clamped, count = bin_spikes(times, units, out_of_window="last_step")
     assert count == 0 and clamped[99, 1] == 1 and clamped[99, 2] == 1
-    with pytest.raises(ValueError, match="2 spikes at or after max_time=1.4"):
+    with pytest.raises(ValueError, match="2 spikes at or after window_s=1.4"):
         bin_spikes(times, units, out_of_window="error")
 
 
@@ -114,7 +114,7 @@ def test_shd_items_from_published_layout(tmp_path: Path) -> None:
 def test_shd_reads_float64_times_and_options(tmp_path: Path) -> None:
     times, units = [np.array([0.25, 0.25, 0.9])], [np.array([10, 10, 699])]
     write_spike_file(tmp_path / "shd_test.h5", times, units, np.array([4]), times_dtype=np.float64)
-    frames, _ = SHD(tmp_path, "test", num_steps=14, max_time=1.4, time_bins="uniform", values="binary")[0]
+    frames, _ = SHD(tmp_path, "test", num_bins=14, window_s=1.4, binning="uniform", values="binary")[0]
     assert frames.shape == (14, NUM_CHANNELS) and frames[2, 10] == 1 and frames[9, 699] == 1 and frames.sum() == 2
 
 
@@ -184,8 +184,8 @@ def test_dropped_spikes_warn_once(tmp_path: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dataset[0], dataset[1]
-    assert len(caught) == 1 and "1 spikes at or after max_time=1.4 s were dropped" in str(caught[0].message)
-    with pytest.raises(ValueError, match="at or after max_time"):
+    assert len(caught) == 1 and "1 spikes at or after window_s=1.4 s were dropped" in str(caught[0].message)
+    with pytest.raises(ValueError, match="at or after window_s"):
         SHD(tmp_path, "test", out_of_window="error")[0]
 
 
