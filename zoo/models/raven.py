@@ -1,0 +1,777 @@
+"""RAVEn (Haliassos et al., ICLR 2023): audio-visual speech encoders and the VSR/ASR recognisers built on them.
+
+Design note respike_raven.md, section B; reference README, RAVEn part. Inputs are batch first:
+
+- video: grayscale mouth crops [B, T, 88, 88] at 25 fps, normalised as the original (pixels / 255, then
+  (x - 0.421) / 0.165, `normalise_video`); padded frames are 0.0;
+- audio: 16 kHz waveform [B, N] (torchaudio ``normalize=True`` scale); N is trimmed to a multiple of 640 samples
+  (one 40 ms video frame), so the audio features run at 25 Hz like the video.
+
+Encoder (`RAVEnEncoder`): front-end -> Linear(512 -> d) * sqrt(d) -> pre-norm Transformer blocks with
+relative-position self-attention (`zoo.layers.attention.RelativePositionSelfAttention`) -> LayerNorm:
+
+- video front-end: Conv3d(1 -> 64, (5,7,7), stride (1,2,2)) + BN + Swish + max-pool (1,3,3)/(1,2,2), then a
+  2-D ResNet-18 (Swish) run on every frame (time folded into the batch) and a global average pool: 512 per frame;
+- audio front-end: Conv1d(1 -> 64, 80, stride 4) + BN + Swish, a 1-D ResNet-18 (kernel 3) and AvgPool1d(20):
+  4 * 8 * 20 = 640 samples per 512-d frame;
+- block: x += gamma_attn * MHA(LayerNorm(x)); x += gamma_ff * W2 ReLU(W1 BatchNorm1d(x)) (LayerScale init 0.1,
+  dropout after the scaled branch, drop-path per branch; LayerNorm eps 1e-12).
+
+Recogniser (`RAVEnRecognizer`): encoder + CTC head Linear(d -> 1049) + pre-norm Transformer decoder (absolute
+sinusoids, self- and source attention, ReLU FFN; a Linear(d -> d_dec) on the memory when the widths differ).
+Units: 0 = <blank>, 1..1047 = SentencePiece unigram units, 1048 = <eos> = <sos>.
+
+Reproduced quirks (the reference README's list): the front-end is not masked (padded frames are seen by the
+temporal kernel), only attention keys are masked (padded queries are computed), the FFN BatchNorm's training
+statistics include padded frames, the positional encodings (of x and of the relative positions) are dropped out
+in training. Parameter names follow ours; the original checkpoints load through `zoo.convert.from_reference`
+(last section of this module).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based.functional import seq_to_ann_forward
+from torch import nn
+
+from zoo.convert import register_converter
+from zoo.layers.attention import (
+    AttentionImplementation,
+    MultiHeadAttention,
+    RelativePositionSelfAttention,
+    absolute_sinusoids,
+    relative_sinusoids,
+)
+from zoo.registry import SmallConfig, TensorSpec, register_model
+
+__all__ = [
+    "AUDIO_SAMPLES_PER_FRAME",
+    "BLANK_ID",
+    "EOS_ID",
+    "VIDEO_MEAN",
+    "VIDEO_STD",
+    "VOCAB_SIZE",
+    "AudioFrontend",
+    "EncoderBlock",
+    "RAVEnDecoder",
+    "RAVEnEncoder",
+    "RAVEnRecognizer",
+    "ResNetBlock",
+    "VideoFrontend",
+    "convert_raven",
+    "normalise_video",
+]
+
+Modality = Literal["video", "audio"]
+
+VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
+"""Grayscale normalisation of the original (applied to pixels / 255)."""
+AUDIO_SAMPLES_PER_FRAME = 640
+"""16 kHz samples per 40 ms video frame: the audio front-end's total stride."""
+VOCAB_SIZE, BLANK_ID, EOS_ID = 1049, 0, 1048
+"""Output units of the released recognisers: <blank>, 1047 unigram units, <eos> (also used as <sos>)."""
+FRONTEND_FEATURES = 512
+LAYER_NORM_EPS = 1e-12
+
+
+def normalise_video(frames: torch.Tensor) -> torch.Tensor:
+    """Grayscale pixels 0..255 (any shape, any dtype) -> float32 ((x / 255) - 0.421) / 0.165, as the original."""
+    return (frames.to(torch.float32) / 255.0 - VIDEO_MEAN) / VIDEO_STD
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Front-ends
+
+
+class ResNetBlock(nn.Module):
+    """ResNet basic block with Swish, 1-D or 2-D: [N, C_in, *S] -> [N, C, *S'].
+
+    y = Swish( BN2(conv2( Swish(BN1(conv1_stride(x))) )) + shortcut(x) ),
+    shortcut = x, or BN(conv1x1_stride(x)) when the stride or the width changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dims: Literal[1, 2]) -> None:
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.conv1 = conv(in_channels, out_channels, 3, stride, padding=1, bias=False)
+        self.bn1 = norm(out_channels)
+        self.conv2 = conv(out_channels, out_channels, 3, 1, padding=1, bias=False)
+        self.bn2 = norm(out_channels)
+        self.downsample = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(conv(in_channels, out_channels, 1, stride, bias=False), norm(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.silu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.silu(out + shortcut)
+
+
+class ResNet18Trunk(nn.Module):
+    """The four stages of ResNet-18 (2 blocks each; 64/128/256/512 channels; strides 1/2/2/2): [N, 64, *S] ->
+    [N, 512, *S/8]."""
+
+    def __init__(self, dims: Literal[1, 2]) -> None:
+        super().__init__()
+        widths, in_width = (64, 128, 256, 512), 64
+        for index, width in enumerate(widths):
+            stride = 1 if index == 0 else 2
+            stage = nn.Sequential(ResNetBlock(in_width, width, stride, dims), ResNetBlock(width, width, 1, dims))
+            self.add_module(f"layer{index + 1}", stage)
+            in_width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def _init_front_end(module: nn.Module) -> None:
+    """He-normal convolutions (std sqrt(2 / (k * C_out))), BatchNorm weight 1 and bias 0."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            nn.init.ones_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+class VideoFrontend(nn.Module):
+    """3-D stem + 2-D ResNet-18 per frame: video [B, T, H, W] (normalised) -> features [B, T, 512].
+
+    Stem: Conv3d(1 -> 64, (5,7,7), stride (1,2,2), pad (2,3,3), no bias) + BN3d + Swish + MaxPool3d((1,3,3),
+    (1,2,2), (0,1,1)): 88x88 -> 22x22, frame t sees frames t-2..t+2. Trunk: 22 -> 22/11/6/3, then a global average
+    pool. Time stride 1 (T out = T in).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(1, 64, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
+            nn.BatchNorm3d(64),
+            nn.SiLU(),
+            nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+        )
+        self.trunk = ResNet18Trunk(dims=2)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        _init_front_end(self)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        if video.dim() != 4:
+            raise ValueError(f"video input must be [B, T, H, W] grayscale frames, got shape {tuple(video.shape)}")
+        stem = self.stem(video.unsqueeze(1))  # [B, 64, T, 22, 22]
+        features = seq_to_ann_forward(stem.permute(2, 0, 1, 3, 4), [self.trunk, self.pool])  # [T, B, 512]
+        return features.transpose(0, 1)
+
+
+class AudioFrontend(nn.Module):
+    """1-D stem + ResNet-18-1D + AvgPool1d(20): waveform [B, N] -> features [B, N // 640, 512].
+
+    Stem Conv1d(1 -> 64, 80, stride 4, pad 38, no bias) + BN + Swish; the trunk's strides 1/2/2/2 and the pool of
+    20 make 640 samples per frame. Trailing N mod 640 samples are dropped first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv1d(1, 64, 80, stride=4, padding=38, bias=False), nn.BatchNorm1d(64), nn.SiLU())
+        self.trunk = ResNet18Trunk(dims=1)
+        self.pool = nn.AvgPool1d(20)
+        _init_front_end(self)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        if audio.dim() != 2:
+            raise ValueError(f"audio input must be a [B, N] waveform, got shape {tuple(audio.shape)}")
+        frames = audio.shape[1] // AUDIO_SAMPLES_PER_FRAME
+        if frames == 0:
+            raise ValueError(f"audio input has {audio.shape[1]} samples, fewer than one 640-sample frame")
+        waveform = audio[:, None, : frames * AUDIO_SAMPLES_PER_FRAME]
+        return self.pool(self.trunk(self.stem(waveform))).transpose(1, 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Transformer encoder
+
+
+def drop_path(x: torch.Tensor, probability: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero a whole residual branch per sample with `probability`, rescale the kept ones."""
+    if probability == 0.0 or not training:
+        return x
+    keep = 1.0 - probability
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward: W2 dropout(ReLU(W1 x)): [..., d] -> [..., d]."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.w_1 = nn.Linear(dim, hidden)
+        self.w_2 = nn.Linear(hidden, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_2(self.dropout(torch.relu(self.w_1(x))))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm relative-position Transformer block with LayerScale: x [B, T, d] -> [B, T, d].
+
+    x = x + droppath(dropout(gamma_attn * RelMHA(LayerNorm(x))))
+    x = x + droppath(dropout(gamma_ff * FFN(BatchNorm1d(x))))      (BatchNorm over the d channels)
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        ffn: int,
+        dropout: float,
+        attention_dropout: float,
+        drop_path: float,
+        layer_scale: float,
+        attention: AttentionImplementation,
+    ) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = RelativePositionSelfAttention(dim, heads, attention_dropout, attention)
+        self.gamma_attn = nn.Parameter(torch.full((dim,), layer_scale))
+        self.norm_ff = nn.BatchNorm1d(dim)
+        self.ff = FeedForward(dim, ffn, dropout)
+        self.gamma_ff = nn.Parameter(torch.full((dim,), layer_scale))
+        self.dropout = nn.Dropout(dropout)
+        self.drop_path = drop_path
+
+    def forward(self, x: torch.Tensor, pos_emb: torch.Tensor, key_valid: torch.Tensor | None) -> torch.Tensor:
+        branch = self.gamma_attn * self.attn(self.norm_attn(x), pos_emb, key_valid)
+        x = x + drop_path(self.dropout(branch), self.drop_path, self.training)
+        branch = self.gamma_ff * self.ff(self.norm_ff(x.transpose(1, 2)).transpose(1, 2))
+        return x + drop_path(self.dropout(branch), self.drop_path, self.training)
+
+
+def frame_valid_mask(lengths: torch.Tensor | None, frames: int, batch: int, device: torch.device) -> torch.Tensor:
+    """Bool [B, T], True on the first `lengths[b]` frames; all True when `lengths` is None."""
+    if lengths is None:
+        return torch.ones(batch, frames, dtype=torch.bool, device=device)
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths must have shape [B] = [{batch}], got {tuple(lengths.shape)}")
+    return torch.arange(frames, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+class RAVEnEncoder(nn.Module):
+    """RAVEn video or audio encoder: [B, T, 88, 88] video or [B, N] audio -> features [B, T, d].
+
+    Args:
+        modality: ``"video"`` (Conv3d + ResNet-18 front-end) or ``"audio"`` (Conv1d + ResNet-18-1D).
+        dim, heads, ffn, blocks: Transformer width d, heads, FFN width, number of blocks.
+        dropout: dropout after each scaled branch, inside the FFN and on the positional encodings (0.1).
+        attention_dropout: dropout on the attention weights (0.1).
+        drop_path: stochastic-depth probability of every residual branch.
+        layer_scale: initial LayerScale value (0.1).
+        attention: ``"sdpa"`` (fused, relative term as an additive bias) or ``"reference"`` (the original
+            structure run eagerly, for benchmarks and as the oracle).
+    """
+
+    def __init__(
+        self,
+        modality: Modality,
+        dim: int,
+        heads: int,
+        ffn: int,
+        blocks: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        drop_path: float = 0.0,
+        layer_scale: float = 0.1,
+        attention: AttentionImplementation = "sdpa",
+    ) -> None:
+        super().__init__()
+        if modality not in ("video", "audio"):
+            raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
+        self.modality, self.dim = modality, dim
+        self.frontend = VideoFrontend() if modality == "video" else AudioFrontend()
+        self.embed = nn.Linear(FRONTEND_FEATURES, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            EncoderBlock(dim, heads, ffn, dropout, attention_dropout, drop_path, layer_scale, attention)
+            for _ in range(blocks)
+        )
+        self.norm_out = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+
+    def frame_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid 25 Hz frames per sample from input lengths (frames for video, samples for audio)."""
+        return lengths if self.modality == "video" else lengths // AUDIO_SAMPLES_PER_FRAME
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x: video [B, T, 88, 88] or audio [B, N]; lengths [B]: valid frames (video) or samples (audio), None =
+        all valid. Returns [B, T, d] (T = N // 640 for audio); padded frames are computed but never attended to."""
+        features = self.frontend(x)
+        batch, frames = features.shape[:2]
+        key_valid = None
+        if lengths is not None:
+            key_valid = frame_valid_mask(self.frame_lengths(lengths), frames, batch, x.device)
+        hidden = self.dropout(self.embed(features) * math.sqrt(self.dim))
+        pos_emb = self.dropout(relative_sinusoids(frames, self.dim, x.device).to(hidden.dtype))
+        for block in self.blocks:
+            hidden = block(hidden, pos_emb, key_valid)
+        return self.norm_out(hidden)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention decoder and recogniser
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm Transformer decoder layer: tokens [B, L, d], memory keys/values -> [B, L, d].
+
+    x += dropout(SelfAttn(LN1(x)));  x += dropout(SrcAttn(LN2(x), memory));  x += dropout(FFN(LN3(x)))
+    """
+
+    def __init__(self, dim: int, heads: int, ffn: int, dropout: float, attention_dropout: float) -> None:
+        super().__init__()
+        self.self_attn = MultiHeadAttention(dim, heads, attention_dropout)
+        self.src_attn = MultiHeadAttention(dim, heads, attention_dropout)
+        self.ff = FeedForward(dim, ffn, dropout)
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.norm3 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        self_keys: torch.Tensor,
+        self_values: torch.Tensor,
+        self_mask: torch.Tensor | None,
+        memory: tuple[torch.Tensor, torch.Tensor],
+        memory_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """x: the queries' layer input [B, L, d]; self_keys/values [B, h, S, d_k] of LN1 of every position seen so
+        far (S >= L); memory: projected source keys/values [B, h, T, d_k]."""
+        x = x + self.dropout(
+            self.self_attn.attend(self.self_attn.linear_q(self.norm1(x)), self_keys, self_values, self_mask)
+        )
+        x = x + self.dropout(self.src_attn.attend(self.src_attn.linear_q(self.norm2(x)), *memory, memory_mask))
+        return x + self.dropout(self.ff(self.norm3(x)))
+
+
+@dataclasses.dataclass
+class DecoderState:
+    """What incremental decoding keeps per hypothesis (first axis N = hypotheses).
+
+    Attributes:
+        memory: per layer, the source keys and values [N, h, T, d_k].
+        memory_mask: bool [N, 1, 1, T] valid source frames.
+        keys, values: per layer, keys/values of the tokens decoded so far [N, h, t, d_k].
+    """
+
+    memory: list[tuple[torch.Tensor, torch.Tensor]]
+    memory_mask: torch.Tensor
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+    def select(self, index: torch.Tensor) -> DecoderState:
+        """The states of hypotheses `index` [N'] (e.g. the surviving beams)."""
+        return DecoderState(
+            memory=[(k[index], v[index]) for k, v in self.memory],
+            memory_mask=self.memory_mask[index],
+            keys=[k[index] for k in self.keys],
+            values=[v[index] for v in self.values],
+        )
+
+
+class RAVEnDecoder(nn.Module):
+    """Transformer attention decoder: tokens [B, L] + encoder memory [B, T, d_enc] -> logits [B, L, V].
+
+    Embedding(V, d) * sqrt(d) + absolute sinusoids, dropout, pre-norm `DecoderLayer`s, LayerNorm, Linear(d -> V).
+    ``memory_proj`` (Linear(d_enc -> d)) exists only when d != d_enc.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        encoder_dim: int,
+        dim: int,
+        heads: int,
+        ffn: int,
+        layers: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.memory_proj = nn.Linear(encoder_dim, dim) if encoder_dim != dim else None
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(DecoderLayer(dim, heads, ffn, dropout, attention_dropout) for _ in range(layers))
+        self.norm_out = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.output = nn.Linear(dim, vocab_size)
+
+    def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        positions = absolute_sinusoids(start + tokens.shape[1], self.dim, tokens.device)[start:]
+        return self.dropout(self.embed(tokens) * math.sqrt(self.dim) + positions.to(self.embed.weight.dtype))
+
+    def init_state(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> DecoderState:
+        """Project the encoder output [B, T, d_enc] (valid frames bool [B, T]) once for every layer."""
+        if self.memory_proj is not None:
+            memory = self.memory_proj(memory)
+        empty = memory.new_zeros(memory.shape[0], self.layers[0].self_attn.heads, 0, self.layers[0].self_attn.head_dim)
+        return DecoderState(
+            memory=[layer.src_attn.project_memory(memory) for layer in self.layers],
+            memory_mask=memory_valid[:, None, None, :],
+            keys=[empty] * len(self.layers),
+            values=[empty] * len(self.layers),
+        )
+
+    def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_valid: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: tokens [B, L] (<sos> first; padding any valid id) -> logits [B, L, V], causal."""
+        state = self.init_state(memory, memory_valid)
+        length = tokens.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
+        x = self._embed(tokens, 0)
+        for layer, source in zip(self.layers, state.memory, strict=True):
+            normed = layer.norm1(x)
+            keys, values = layer.self_attn.project_memory(normed)
+            x = layer(x, keys, values, causal, source, state.memory_mask)
+        return self.output(self.norm_out(x))
+
+    def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
+        """One incremental step: the last tokens [N] (position t = tokens decoded so far) -> log-probabilities of
+        the next unit [N, V] and the state extended by this position. Equals `forward` at position t."""
+        position = state.keys[0].shape[2]
+        x = self._embed(tokens[:, None], position)
+        keys, values = [], []
+        for index, layer in enumerate(self.layers):
+            new_keys, new_values = layer.self_attn.project_memory(layer.norm1(x))
+            keys.append(torch.cat((state.keys[index], new_keys), dim=2))
+            values.append(torch.cat((state.values[index], new_values), dim=2))
+            x = layer(x, keys[-1], values[-1], None, state.memory[index], state.memory_mask)
+        logits = self.output(self.norm_out(x[:, 0]))
+        return torch.log_softmax(logits.float(), dim=-1), dataclasses.replace(state, keys=keys, values=values)
+
+
+class RAVEnRecognizer(nn.Module):
+    """VSR/ASR model: `RAVEnEncoder` + CTC head + `RAVEnDecoder`.
+
+    ``forward(x, lengths=None, tokens=None)`` returns a dict:
+        ``ctc_logits`` [B, T, V]; ``frame_lengths`` [B] int64 valid encoder frames; ``decoder_logits`` [B, L+1, V]
+        (only with `tokens` [B, L] int64 unit ids padded with -1: teacher forcing on <sos> + tokens; position l
+        predicts tokens[l], position L the <eos>).
+    """
+
+    def __init__(self, encoder: RAVEnEncoder, decoder: RAVEnDecoder, vocab_size: int = VOCAB_SIZE) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.ctc_head = nn.Linear(encoder.dim, vocab_size)
+        self.decoder = decoder
+        self.vocab_size = vocab_size
+
+    @property
+    def eos_id(self) -> int:
+        return self.vocab_size - 1
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output [B, T, d] and valid frames bool [B, T]."""
+        memory = self.encoder(x, lengths)
+        batch, frames = memory.shape[:2]
+        frame_lengths = None if lengths is None else self.encoder.frame_lengths(lengths)
+        return memory, frame_valid_mask(frame_lengths, frames, batch, memory.device)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, tokens: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        memory, valid = self.encode(x, lengths)
+        output = {"ctc_logits": self.ctc_head(memory), "frame_lengths": valid.sum(1)}
+        if tokens is not None:
+            sos = tokens.new_full((tokens.shape[0], 1), self.eos_id)
+            decoder_in = torch.cat((sos, tokens.masked_fill(tokens < 0, self.eos_id)), dim=1)
+            output["decoder_logits"] = self.decoder(decoder_in, memory, valid)
+        return output
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Registered models
+
+PAPER = (
+    "Jointly Learning Visual and Auditory Speech Representations from Raw Data (Haliassos, Ma, Mira, Petridis, "
+    "Pantic, ICLR 2023)"
+)
+CITATION = (
+    "@inproceedings{haliassos2023jointly, title = {Jointly Learning Visual and Auditory Speech Representations "
+    "from Raw Data}, author = {Haliassos, Alexandros and Ma, Pingchuan and Mira, Rodrigo and Petridis, Stavros "
+    "and Pantic, Maja}, booktitle = {International Conference on Learning Representations}, year = {2023}}"
+)
+
+ENCODER_SIZES: dict[str, dict[str, int | float]] = {
+    "base": dict(dim=512, heads=8, ffn=2048, blocks=12, drop_path=0.0),
+    "large": dict(dim=1024, heads=16, ffn=4096, blocks=24, drop_path=0.1),
+}
+"""Encoder hyper-parameters of the released configurations (`resnet_transformer_{base,large}`)."""
+
+DECODER_SIZES: dict[str, dict[str, int]] = {
+    "base": dict(decoder_dim=512, decoder_heads=8, decoder_ffn=2048, decoder_layers=6),
+    "large": dict(decoder_dim=1024, decoder_heads=16, decoder_ffn=4096, decoder_layers=9),
+    "lowres": dict(decoder_dim=256, decoder_heads=4, decoder_ffn=2048, decoder_layers=6),
+}
+"""Decoders of the fine-tuned checkpoints: high-resource Base/Large, and the low-resource (LRS3 trainval) one."""
+
+_AXES_VIDEO = {"B": "batch", "T": "video frames at 25 fps (40 ms)"}
+_AXES_AUDIO = {"B": "batch", "N": "16 kHz samples (trimmed to a multiple of 640)"}
+INPUTS: dict[Modality, dict[str, TensorSpec]] = {
+    "video": {
+        "x": TensorSpec(
+            shape=("B", "T", 88, 88),
+            axes=_AXES_VIDEO,
+            description="grayscale mouth crops, (pixel / 255 - 0.421) / 0.165 (`normalise_video`); padding 0.0",
+        ),
+        "lengths": TensorSpec(
+            shape=("B",), axes={"B": "batch"}, dtype="int64", description="valid frames per sample", optional=True
+        ),
+    },
+    "audio": {
+        "x": TensorSpec(
+            shape=("B", "N"), axes=_AXES_AUDIO, description="raw waveform, torchaudio normalize=True scale; pad 0.0"
+        ),
+        "lengths": TensorSpec(
+            shape=("B",), axes={"B": "batch"}, dtype="int64", description="valid samples per sample", optional=True
+        ),
+    },
+}
+_AXES_OUT = {"B": "batch", "T": "25 Hz frames (N // 640 for audio)"}
+ENCODER_OUTPUTS = {
+    "features": TensorSpec(
+        shape=("B", "T", "d"),
+        axes={**_AXES_OUT, "d": "encoder width (512 Base, 1024 Large)"},
+        description="encoder output after the final LayerNorm (padded frames computed too)",
+    )
+}
+RECOGNIZER_INPUT_TOKENS = TensorSpec(
+    shape=("B", "L"),
+    axes={"B": "batch", "L": "target units"},
+    dtype="int64",
+    description="unit ids 1..1047 padded with -1, for teacher forcing",
+    optional=True,
+)
+RECOGNIZER_OUTPUTS = {
+    "ctc_logits": TensorSpec(
+        shape=("B", "T", 1049), axes=_AXES_OUT, description="CTC logits (0 = <blank>, 1048 = <eos>)"
+    ),
+    "frame_lengths": TensorSpec(shape=("B",), axes={"B": "batch"}, dtype="int64", description="valid frames"),
+    "decoder_logits": TensorSpec(
+        shape=("B", "L+1", 1049),
+        axes={"B": "batch", "L+1": "<sos> + target units"},
+        description="teacher-forced attention-decoder logits (only when tokens are given)",
+    ),
+}
+
+
+SMALL_ENCODER = dict(dim=32, heads=4, ffn=64, blocks=1)
+SMALL_DECODER = dict(decoder_dim=16, decoder_heads=2, decoder_ffn=32, decoder_layers=1)
+SMALL_SIZES = {"video": {"T": 3}, "audio": {"N": 3 * AUDIO_SAMPLES_PER_FRAME}}
+"""The small configurations of the registry-wide tests (the front-ends keep their fixed size)."""
+
+
+def _register_encoder(modality: Modality, size: str) -> None:
+    preset = ENCODER_SIZES[size]
+    name = f"raven-{modality}-{size}"
+
+    @register_model(
+        name,
+        family="raven",
+        paper=PAPER,
+        citation=CITATION,
+        inputs=INPUTS[modality],
+        outputs=ENCODER_OUTPUTS,
+        small=SmallConfig(SMALL_ENCODER, SMALL_SIZES[modality]),
+    )
+    def builder(
+        dim: int = int(preset["dim"]),
+        heads: int = int(preset["heads"]),
+        ffn: int = int(preset["ffn"]),
+        blocks: int = int(preset["blocks"]),
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        drop_path: float = float(preset["drop_path"]),
+        layer_scale: float = 0.1,
+        attention: AttentionImplementation = "sdpa",
+    ) -> RAVEnEncoder:
+        return RAVEnEncoder(
+            modality, dim, heads, ffn, blocks, dropout, attention_dropout, drop_path, layer_scale, attention
+        )
+
+    builder.__name__ = builder.__qualname__ = name.replace("-", "_")
+    builder.__doc__ = f"{name}: RAVEn {size} {modality} encoder ({preset['blocks']} blocks, d {preset['dim']})."
+
+
+def _register_recognizer(task: Literal["vsr", "asr"], size: str, lowres: bool) -> None:
+    modality: Modality = "video" if task == "vsr" else "audio"
+    preset = ENCODER_SIZES[size]
+    decoder = DECODER_SIZES["lowres" if lowres else size]
+    name = f"raven-{task}-{size}" + ("-lowres" if lowres else "")
+
+    @register_model(
+        name,
+        family="raven",
+        paper=PAPER,
+        citation=CITATION,
+        inputs={**INPUTS[modality], "tokens": RECOGNIZER_INPUT_TOKENS},
+        outputs=RECOGNIZER_OUTPUTS,
+        small=SmallConfig({**SMALL_ENCODER, **SMALL_DECODER}, SMALL_SIZES[modality]),
+    )
+    def builder(
+        dim: int = int(preset["dim"]),
+        heads: int = int(preset["heads"]),
+        ffn: int = int(preset["ffn"]),
+        blocks: int = int(preset["blocks"]),
+        decoder_dim: int = decoder["decoder_dim"],
+        decoder_heads: int = decoder["decoder_heads"],
+        decoder_ffn: int = decoder["decoder_ffn"],
+        decoder_layers: int = decoder["decoder_layers"],
+        vocab_size: int = VOCAB_SIZE,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        drop_path: float = float(preset["drop_path"]),
+        layer_scale: float = 0.1,
+        attention: AttentionImplementation = "sdpa",
+    ) -> RAVEnRecognizer:
+        encoder = RAVEnEncoder(
+            modality, dim, heads, ffn, blocks, dropout, attention_dropout, drop_path, layer_scale, attention
+        )
+        head = RAVEnDecoder(
+            vocab_size, dim, decoder_dim, decoder_heads, decoder_ffn, decoder_layers, dropout, attention_dropout
+        )
+        return RAVEnRecognizer(encoder, head, vocab_size)
+
+    builder.__name__ = builder.__qualname__ = name.replace("-", "_")
+    builder.__doc__ = (
+        f"{name}: RAVEn {size} {modality} encoder + CTC + {decoder['decoder_layers']}-layer decoder "
+        f"(d {decoder['decoder_dim']}){' as the low-resource checkpoints' if lowres else ''}."
+    )
+
+
+for _modality in ("video", "audio"):
+    for _size in ENCODER_SIZES:
+        _register_encoder(_modality, _size)
+for _task in ("vsr", "asr"):
+    for _size in ENCODER_SIZES:
+        for _lowres in (False, True):
+            _register_recognizer(_task, _size, _lowres)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Conversion from the original checkpoints
+#
+# Original (espnet `E2E` of ahaliassos/raven) -> ours:
+#   encoder: frontend.frontend3D.{0,1} (video) / frontend.trunk.{conv1,bn1} (audio) -> frontend.stem.{0,1};
+#            frontend.trunk.layerN.* unchanged; embed.0 -> embed; encoders.N -> blocks.N with norm_mha -> norm_attn,
+#            self_attn -> attn, gamma_mha -> gamma_attn, feed_forward -> ff; after_norm -> norm_out
+#   ctc.ctc_lo -> ctc_head
+#   decoder: proj_decoder -> memory_proj; embed.0 -> embed; decoders.N -> layers.N with feed_forward -> ff;
+#            after_norm -> norm_out; output_layer -> output
+# Accepted layouts: flat E2E state dicts (optionally under Lightning's "model." prefix); for the encoder models,
+# pre-trained encoder files with any prefix up to the "encoder." before frontend./embed./encoders./after_norm.;
+# the original's legacy names (encoder input_layer. -> embed., norm. -> after_norm.; decoder output_norm. ->
+# after_norm.). The positional encodings are not in the checkpoints (recomputed).
+
+_ENCODER_TOP = ("frontend.", "embed.", "encoders.", "after_norm.", "input_layer.", "norm.")
+_ENCODER_LEGACY = ((re.compile(r"^input_layer\."), "embed."), (re.compile(r"^norm\."), "after_norm."))
+_DECODER_LEGACY = ((re.compile(r"^output_norm\."), "after_norm."),)
+_ENCODER_RENAMES = (
+    (re.compile(r"^frontend\.frontend3D\.(\d)\."), r"frontend.stem.\1."),
+    (re.compile(r"^frontend\.trunk\.conv1\."), "frontend.stem.0."),
+    (re.compile(r"^frontend\.trunk\.bn1\."), "frontend.stem.1."),
+    (re.compile(r"^embed\.0\."), "embed."),
+    (re.compile(r"^encoders\.(\d+)\.norm_mha\."), r"blocks.\1.norm_attn."),
+    (re.compile(r"^encoders\.(\d+)\.self_attn\."), r"blocks.\1.attn."),
+    (re.compile(r"^encoders\.(\d+)\.gamma_mha$"), r"blocks.\1.gamma_attn"),
+    (re.compile(r"^encoders\.(\d+)\.feed_forward\."), r"blocks.\1.ff."),
+    (re.compile(r"^encoders\.(\d+)\."), r"blocks.\1."),
+    (re.compile(r"^after_norm\."), "norm_out."),
+)
+_DECODER_RENAMES = (
+    (re.compile(r"^after_norm\."), "norm_out."),
+    (re.compile(r"^proj_decoder\."), "memory_proj."),
+    (re.compile(r"^embed\.0\."), "embed."),
+    (re.compile(r"^decoders\.(\d+)\.feed_forward\."), r"layers.\1.ff."),
+    (re.compile(r"^decoders\.(\d+)\."), r"layers.\1."),
+    (re.compile(r"^output_layer\."), "output."),
+)
+
+
+def _first_rename(key: str, renames: tuple[tuple[re.Pattern[str], str], ...]) -> str:
+    for pattern, replacement in renames:
+        key, count = pattern.subn(replacement, key)
+        if count:
+            return key
+    return key
+
+
+def _encoder_name(key: str) -> str:
+    """Our name of an original encoder key (relative to the encoder), legacy names included."""
+    return _first_rename(_first_rename(key, _ENCODER_LEGACY), _ENCODER_RENAMES)
+
+
+def _decoder_name(key: str) -> str:
+    """Our name of an original decoder key (relative to the decoder), legacy names included."""
+    return _first_rename(_first_rename(key, _DECODER_LEGACY), _DECODER_RENAMES)
+
+
+def _encoder_key(key: str) -> str | None:
+    """The bare encoder key of `key` (any prefix up to the last "encoder." before a top-level name), or None."""
+    for start in [0] + [match.end() for match in re.finditer(r"(?:^|\.)encoder\.", key)]:
+        rest = key[start:]
+        if rest.startswith(_ENCODER_TOP):
+            return rest
+    return None
+
+
+def _store(converted: dict[str, torch.Tensor], key: str, value: torch.Tensor, source: str) -> None:
+    if key in converted:
+        raise KeyError(f"raven converter: two checkpoint keys map to {key!r} (the second is {source!r})")
+    converted[key] = value
+
+
+def convert_raven(state_dict: Mapping[str, torch.Tensor], config: dict[str, Any], recognizer: bool) -> dict:
+    """Map an original RAVEn state dict onto `RAVEnEncoder` (``recognizer=False``) or `RAVEnRecognizer` keys.
+
+    Unknown keys are an error naming them (the strict load in `from_reference` reports missing ones).
+    """
+    converted: dict[str, torch.Tensor] = {}
+    unknown = []
+    for key, value in state_dict.items():
+        flat = key.removeprefix("model.") if recognizer else key
+        if recognizer and flat.startswith("ctc.ctc_lo."):
+            _store(converted, "ctc_head." + flat[len("ctc.ctc_lo.") :], value, key)
+        elif recognizer and flat.startswith("decoder."):
+            _store(converted, "decoder." + _decoder_name(flat[len("decoder.") :]), value, key)
+        elif recognizer and flat.startswith("encoder.") and flat[len("encoder.") :].startswith(_ENCODER_TOP):
+            _store(converted, "encoder." + _encoder_name(flat[len("encoder.") :]), value, key)
+        elif not recognizer and (bare := _encoder_key(key)) is not None:
+            _store(converted, _encoder_name(bare), value, key)
+        else:
+            unknown.append(key)
+    if unknown:
+        layout = "a flat E2E state dict (encoder.*, ctc.*, decoder.*)" if recognizer else "encoder keys"
+        raise KeyError(f"raven converter: expected {layout}; unexpected keys {unknown[:10]}")
+    return converted
+
+
+@register_converter(*(f"raven-{modality}-{size}" for modality in ("video", "audio") for size in ENCODER_SIZES))
+def convert_raven_encoder(state_dict: Mapping[str, torch.Tensor], config: dict[str, Any]) -> dict:
+    """Pre-trained encoder files (bare or prefixed encoder keys) -> `RAVEnEncoder`."""
+    return convert_raven(state_dict, config, recognizer=False)
+
+
+@register_converter(
+    *(f"raven-{task}-{size}{res}" for task in ("vsr", "asr") for size in ENCODER_SIZES for res in ("", "-lowres"))
+)
+def convert_raven_recognizer(state_dict: Mapping[str, torch.Tensor], config: dict[str, Any]) -> dict:
+    """Fine-tuned E2E files (flat encoder.*, ctc.*, decoder.* keys) -> `RAVEnRecognizer`."""
+    return convert_raven(state_dict, config, recognizer=True)
