@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ import zoo
 from zoo import convert, registry
 from zoo.__main__ import main, models_table
 
-SPEC = zoo.TensorSpec(shape=("B", 2), axes={"B": "batch"})
+SPEC = {"x": zoo.TensorSpec(shape=("B", 2), axes={"B": "batch"})}
+LENGTHS = zoo.TensorSpec(shape=("B",), axes={"B": "batch"}, dtype="int64", optional=True)
 
 
 class TwoLayer(nn.Module):
@@ -56,11 +58,13 @@ def test_from_reference_renames_upcasts_and_loads(registered: None) -> None:
 def test_from_reference_rejects_a_checkpoint_of_another_shape_or_layout(registered: None) -> None:
     checkpoint = original_checkpoint(3)
     checkpoint["fc3.weight"] = torch.zeros(1)
-    with pytest.raises(KeyError, match=r"unexpected keys: \['fc3.weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"the converted original checkpoint does not match .*unexpected keys: \['fc3.weight'\]"
+    ):
         convert.from_reference("test-two-layer", checkpoint)
     checkpoint = original_checkpoint(3)
     del checkpoint["fc2.bias"]
-    with pytest.raises(KeyError, match=r"missing keys: \['second.bias'\]"):
+    with pytest.raises(ValueError, match=r"missing keys: \['second.bias'\]"):
         convert.from_reference("test-two-layer", checkpoint)
 
 
@@ -77,9 +81,40 @@ def test_from_reference_errors_for_unknown_models_and_missing_converters(registe
 
 
 def test_cli_lists_and_describes_models(registered: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "| `test-two-layer` | test | 17 | `(B, 2)` |" in models_table("test-*")
+    @zoo.register_model(
+        "test-two-inputs", family="test", paper="p", citation="c", inputs={**SPEC, "lengths": LENGTHS}, outputs=SPEC
+    )
+    def two_inputs(width: int = 3, mode: Literal["a", "b"] = "a", scale: float | None = None) -> nn.Module:
+        return TwoLayer(width)
+
+    table = models_table("test-*")
+    assert table.splitlines()[0] == "| model | family | parameters | inputs | outputs |"
+    assert "| `test-two-layer` | test | 17 | `x: (B, 2)` | `x: (B, 2)` |" in table
+    assert "| `test-two-inputs` | test | 17 | `x: (B, 2)`<br>`lengths: (B,) int64` (optional) | `x: (B, 2)` |" in table
     assert main(["info", "test-two-layer"]) == 0
     described = json.loads(capsys.readouterr().out)
-    assert described["num_params"] == 2 * 3 + 3 + 3 * 2 + 2 and described["default_config"] == {"width": 3}
-    assert main(["info", "test-two-layr"]) == 2
-    assert "closest: test-two-layer" in capsys.readouterr().err
+    assert described["num_params"] == 2 * 3 + 3 + 3 * 2 + 2 and described["config"] == {"width": 3}
+    assert described["inputs"]["x"]["shape"] == ["B", 2]
+    assert main(["info", "test-two-inputs", "width=5", "mode=b", "scale=None"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["num_params"] == 2 * 5 + 5 + 5 * 2 + 2
+    assert described["config"] == {"width": 5, "mode": "b", "scale": None}
+    assert described["inputs"]["lengths"]["optional"] is True
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (["info", "test-two-layr"], "python -m zoo info: unknown model 'test-two-layr'; closest: test-two-layer"),
+        (["info", "test-two-layer", "width=abc"], "test-two-layer: option 'width' expects int, got 'abc'; valid"),
+        (["info", "test-two-layer", "widht=4"], "unknown option 'widht' (did you mean width?); valid options: width"),
+        (["info", "test-two-layer", "width"], "option 'width' is not of the form OPTION=VALUE"),
+        (["export", "no/such/run", "out"], "checkpoint 'no/such/run' does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line_with_exit_status_2(
+    registered: None, capsys: pytest.CaptureFixture[str], words: list[str], message: str
+) -> None:
+    assert main(words) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
