@@ -4,4 +4,4 @@ Each family lives in one module (blocks first, then the model class, then small 
 hyper-parameters) and adds one import line here.
 """
 
-from zoo.models import respike, sparch, spikgru, stereospike  # noqa: F401  (imported to register their builders)
+from zoo.models import raven, respike, sparch, spikgru, stereospike  # noqa: F401  (imported to register their builders)

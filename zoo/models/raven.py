@@ -529,6 +529,7 @@ INPUTS: dict[Modality, dict[str, TensorSpec]] = {
         "x": TensorSpec(
             shape=("B", "T", 88, 88),
             axes=_AXES_VIDEO,
+            sizes={"B": 8, "T": 150},
             description="grayscale mouth crops, (pixel / 255 - 0.421) / 0.165 (`normalise_video`); padding 0.0",
         ),
         "lengths": TensorSpec(
@@ -537,7 +538,10 @@ INPUTS: dict[Modality, dict[str, TensorSpec]] = {
     },
     "audio": {
         "x": TensorSpec(
-            shape=("B", "N"), axes=_AXES_AUDIO, description="raw waveform, torchaudio normalize=True scale; pad 0.0"
+            shape=("B", "N"),
+            axes=_AXES_AUDIO,
+            sizes={"B": 8, "N": 150 * AUDIO_SAMPLES_PER_FRAME},
+            description="raw waveform, torchaudio normalize=True scale; pad 0.0",
         ),
         "lengths": TensorSpec(
             shape=("B",), axes={"B": "batch"}, dtype="int64", description="valid samples per sample", optional=True
@@ -575,6 +579,8 @@ RECOGNIZER_OUTPUTS = {
 SMALL_ENCODER = dict(dim=32, heads=4, ffn=64, blocks=1)
 SMALL_DECODER = dict(decoder_dim=16, decoder_heads=2, decoder_ffn=32, decoder_layers=1)
 SMALL_SIZES = {"video": {"T": 3}, "audio": {"N": 3 * AUDIO_SAMPLES_PER_FRAME}}
+SMALL_LENGTHS = {"video": [3, 2], "audio": [3 * AUDIO_SAMPLES_PER_FRAME, 2 * AUDIO_SAMPLES_PER_FRAME]}
+SMALL_TOKENS = [[1, 2, 3, 4], [5, 6, -1, -1]]
 """The small configurations of the registry-wide tests (the front-ends keep their fixed size)."""
 
 
@@ -589,7 +595,7 @@ def _register_encoder(modality: Modality, size: str) -> None:
         citation=CITATION,
         inputs=INPUTS[modality],
         outputs=ENCODER_OUTPUTS,
-        small=SmallConfig(SMALL_ENCODER, SMALL_SIZES[modality]),
+        small=SmallConfig(SMALL_ENCODER, SMALL_SIZES[modality], {"lengths": SMALL_LENGTHS[modality]}),
     )
     def builder(
         dim: int = int(preset["dim"]),
@@ -623,7 +629,11 @@ def _register_recognizer(task: Literal["vsr", "asr"], size: str, lowres: bool) -
         citation=CITATION,
         inputs={**INPUTS[modality], "tokens": RECOGNIZER_INPUT_TOKENS},
         outputs=RECOGNIZER_OUTPUTS,
-        small=SmallConfig({**SMALL_ENCODER, **SMALL_DECODER}, SMALL_SIZES[modality]),
+        small=SmallConfig(
+            {**SMALL_ENCODER, **SMALL_DECODER},
+            SMALL_SIZES[modality],
+            {"lengths": SMALL_LENGTHS[modality], "tokens": SMALL_TOKENS},
+        ),
     )
     def builder(
         dim: int = int(preset["dim"]),
