@@ -1,0 +1,33 @@
+"""The README stays true: its model table is `python -m zoo list`, and it describes every registered family."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import zoo
+from zoo.__main__ import models_table
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+TABLE_MARKER = "<!-- model-table: python -m zoo list -->\n"
+
+
+def _zoo_families() -> set[str]:
+    return {zoo.model_info(name).family for name in zoo.list_models() if name.split("-")[0] != "test"}
+
+
+def test_model_table_is_the_registry_listing() -> None:
+    start = README.index(TABLE_MARKER) + len(TABLE_MARKER)
+    table = README[start : README.index("\n\n", start)]
+    assert table == models_table(), "README model table is stale: paste the output of `python -m zoo list`"
+
+
+def test_every_family_has_a_readme_entry_and_no_other() -> None:
+    models = README[README.index("## Models") : README.index("\n## ", README.index("## Models") + 1)]
+    described = set(re.findall(r"^- \*\*([\w-]+)\*\* - ", models, flags=re.MULTILINE))
+    assert described == _zoo_families(), "README's family list under '## Models' differs from the registry"
+
+
+def test_readme_documents_checkpoints_and_the_cli() -> None:
+    for text in ("checkpoint=", "zoo.load(", "python -m zoo export", "python -m zoo list", "python -m zoo info"):
+        assert text in README, f"README does not mention {text}"
