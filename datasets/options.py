@@ -38,7 +38,14 @@ from typing import Any
 from zoo.datasets.holdout import SPLITS
 from zoo.options import check_options, type_name
 
-__all__ = ["DatasetOption", "checked_options", "dataset_options", "format_dataset_options", "options_markdown"]
+__all__ = [
+    "DatasetOption",
+    "checked_options",
+    "dataset_options",
+    "format_dataset_options",
+    "options_markdown",
+    "readme_table",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +135,18 @@ def options_markdown(datasets: Iterable[tuple[str, Callable[..., Any]]]) -> str:
             cells = (f"`{name}`", f"`{option.name}`", f"`{option.type}`", f"`{option.default!r}`", option.meaning)
             rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
+
+
+def readme_table() -> str:
+    """`options_markdown` of every dataset class that `zoo.datasets` exports (the README's table)."""
+    from torch.utils.data import Dataset
+
+    import zoo.datasets
+
+    classes = [(name, getattr(zoo.datasets, name)) for name in zoo.datasets.__all__]
+    return options_markdown(
+        (name, value) for name, value in classes if inspect.isclass(value) and issubclass(value, Dataset)
+    )
 
 
 def checked_options(init: Callable[..., None]) -> Callable[..., None]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+import torchaudio
 
 import zoo
 from zoo.datasets.audio_commands import SPEECH_COMMANDS_WORDS
@@ -58,11 +58,18 @@ def write_heidelberg_digits(root: Path) -> Path:
         for digit, asset in files.items():
             for speaker in range(4):
                 name = f"lang-{language}_speaker-{speaker:02d}_trial-0_digit-{digit}.flac"
-                shutil.copy(ASSETS / asset, root / "audio" / name)
+                write_48k(ASSETS / asset, root / "audio" / name)
                 names.append(name)
     (root / "train_filenames.txt").write_text("\n".join(names) + "\n")
     (root / "test_filenames.txt").write_text("\n".join(names[::4]) + "\n")
     return root
+
+
+def write_48k(source: Path, target: Path) -> None:
+    """`source` resampled to 48 kHz 16-bit FLAC, the rate of the published HD audio (sparch-hd reads it unresampled)."""
+    samples, rate = soundfile.read(source, dtype="float32")
+    resampled = torchaudio.functional.resample(torch.from_numpy(samples), rate, 48000).clamp(-1, 1)
+    soundfile.write(target, resampled.numpy(), 48000, subtype="PCM_16")
 
 
 def write_speech_commands(root: Path) -> Path:
@@ -112,7 +119,7 @@ def test_every_model_trains_on_every_format_through_the_cli(
     epochs = 8 if model in SPIKING else 4
     overrides = [f"epochs={epochs}", f"batch_size={TRAIN_SIZES[preset]}", "model.hidden_size=16"]
     if preset in ("shd", "ssc"):
-        overrides.append("data.num_steps=20")
+        overrides.append("data.num_bins=20")
     argv = [f"sparch-{preset}", "--data", str(data_roots[preset]), "--model", model, "--out", str(out)]
     argv += ["--device", "cpu", "--workers", "0", "--no-progress", "--no-tensorboard", *overrides]
     assert main(argv) == 0
@@ -150,7 +157,7 @@ def test_recipes_follow_sparch_defaults() -> None:
     for preset, dataset in [("shd", "shd"), ("ssc", "ssc"), ("hd", "heidelberg-digits"), ("sc", "speech-commands")]:
         recipe = get_recipe(f"sparch-{preset}")
         assert recipe.dataset == dataset and recipe.model_overrides == {"dataset": preset}
-        assert recipe.dataset_options == ({"lengths": True} if preset in ("hd", "sc") else {})
+        assert recipe.dataset_options == ({"lengths": True, "resample": False} if preset in ("hd", "sc") else {})
         assert (recipe.optimizer, recipe.lr, recipe.batch_size, recipe.epochs, recipe.amp) == (
             "adam",
             1e-2,
@@ -168,6 +175,19 @@ def test_recipes_follow_sparch_defaults() -> None:
         config = zoo.resolve_config(recipe.model, **recipe.model_overrides)
         assert (config["hidden_size"], config["num_hidden_layers"], config["dropout"]) == (128, 2, 0.1)
         assert config["normalization"] == "batchnorm" and recipe.model == "sparch-lif"
+
+
+def test_hd_recipe_computes_sparchs_features_and_the_variant_resamples(data_roots: dict[str, Path]) -> None:
+    """sparch: torchaudio.load + kaldi.fbank(x, num_mel_bins=40) at its default 16 kHz, whatever the file's rate."""
+    paper = build_dataset(get_recipe("sparch-hd"), data_roots["hd"], "test")
+    path = paper.files[0]
+    samples, rate = soundfile.read(path, dtype="float32")
+    assert rate == 48000
+    sparch = torchaudio.compliance.kaldi.fbank(torch.from_numpy(samples)[None], num_mel_bins=40)
+    assert torch.equal(paper[0][0], sparch)
+    variant = build_dataset(get_recipe("sparch-hd-resampled"), data_roots["hd"], "test")
+    assert variant.files[0] == path and abs(len(variant[0][0]) * 3 - len(sparch)) <= 3
+    assert "not the paper" in get_recipe("sparch-hd-resampled").description
 
 
 def test_paper_scale_radlif_has_the_reference_parameter_count(reference_dir: Path) -> None:

@@ -49,7 +49,7 @@ def test_spikgru2plus_learns_a_separable_toy_set_through_the_cli(tmp_path: Path)
     argv = ["spikgru2plus-dvslip", "--data", str(root), "--out", str(out), "--device", "cpu", "--workers", "0"]
     argv += ["--no-progress", "--no-tensorboard", "--seed", "0"]
     argv += ["epochs=12", "batch_size=4", "lr=3e-3", "warmup_epochs=0", "val_split=test", "data.validation=test"]
-    argv += ["model.hidden_size=16", "model.num_classes=2", "data.T=4", "train_data.augment_temporal=False"]
+    argv += ["model.hidden_size=16", "model.num_classes=2", "data.num_bins=4", "train_data.augment_temporal=False"]
     assert main(argv) == 0
     rows = read_metrics(out)
     assert len(rows) == 12
@@ -71,7 +71,7 @@ def test_recipes_follow_the_paper() -> None:
         "constant",
     )
     assert (stage1.warmup_epochs, stage1.weight_decay, stage1.no_weight_decay) == (1.0, 1e-4, ("bn",))
-    assert (stage1.batch_size, stage1.epochs, stage1.amp, stage1.dataset_options) == (32, 100, False, {"T": 90})
+    assert (stage1.batch_size, stage1.epochs, stage1.amp, stage1.dataset_options) == (32, 100, False, {"num_bins": 90})
     assert stage1.train_options == {"augment_spatial": True, "augment_temporal": True}
     assert stage1.loss_options == {} and stage1.val_split == "val"
     stage2 = get_recipe("spikgru2plus-dvslip-finetune")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from mvsec_files import write_synthetic_sequences
 
 import zoo
-from zoo.datasets.mvsec import write_synthetic_sequences
 from zoo.evaluate import main as evaluate_main
 from zoo.train import get_recipe
 from zoo.train.cli import main

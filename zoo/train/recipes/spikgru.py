@@ -64,7 +64,7 @@ def spikgru_loss(
 
 SPIKGRU_DVSLIP: dict[str, Any] = dict(
     dataset="dvslip",
-    dataset_options={"T": 90},
+    dataset_options={"num_bins": 90},
     train_options={"augment_spatial": True, "augment_temporal": True},
     optimizer="adam",
     weight_decay=1e-4,
