@@ -31,3 +31,26 @@ def test_every_family_has_a_readme_entry_and_no_other() -> None:
 def test_readme_documents_checkpoints_and_the_cli() -> None:
     for text in ("checkpoint=", "zoo.load(", "python -m zoo export", "python -m zoo list", "python -m zoo info"):
         assert text in README, f"README does not mention {text}"
+
+
+NOTE_CITATION = re.compile(
+    r"\b([a-z_]+)\.md\b(?:,?\s+(?:sections?\s+)?([0-9]+(?:\.[0-9]+)*|[A-Z]\b)(?:\s*(?:-|and)\s*([0-9]+(?:\.[0-9]+)*))?)?"
+)
+
+
+def test_cited_design_notes_and_sections_are_in_docs() -> None:
+    root = Path(__file__).resolve().parents[1]
+    cited = []
+    for folder in ("zoo", "kernels", "datasets", "benchmarks", "tests"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for match in NOTE_CITATION.finditer(path.read_text(encoding="utf-8")):
+                cited.append((path.relative_to(root), match.group(1), [s for s in match.groups()[1:] if s]))
+    assert cited, "no citation found: the pattern is broken"
+    for source, note, sections in cited:
+        file = root / "docs" / f"{note}.md"
+        assert file.is_file(), f"{source} cites {note}.md, which is not in docs/"
+        headings = re.findall(r"^#{2,3} ([0-9A-Z][0-9.]*)[. ]", file.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        for section in sections:
+            assert section.rstrip(".") in {heading.rstrip(".") for heading in headings}, (
+                f"{source} cites {note}.md section {section}, which docs/{note}.md does not have"
+            )
