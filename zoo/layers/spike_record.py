@@ -80,6 +80,7 @@ class SpikeDetail:
         neuron_rates: [*neurons], mean of a over the valid (t, b) of each neuron.
         neurons: number of neurons (entries of one step of one sample).
         steps: 0-d int, number of (t, b) steps counted (the weight for averaging over batches).
+        nonzero: 0-d int64, number of entries x != 0 over the counted steps (exact; NeuroBench's activation count).
         raster: [T, K] the input x of K neurons of sample 0 at every step (padded steps included).
         raster_neurons: [K] int, flat indices of those neurons in the neuron shape (evenly spaced).
         saturable: whether a neuron rate of 1 means "active at every step" (spikes, or the density measure).
@@ -91,6 +92,7 @@ class SpikeDetail:
     neuron_rates: torch.Tensor
     neurons: int
     steps: torch.Tensor
+    nonzero: torch.Tensor
     raster: torch.Tensor
     raster_neurons: torch.Tensor
     saturable: bool
@@ -173,6 +175,8 @@ class SpikeRecord(nn.Module):
         else:
             step_rates = (per_step * valid).sum(1) / valid.sum(1)
             steps = valid.sum()
+        nonzero = (x != 0).flatten(2).sum(-1)  # [T, B]
+        nonzero = nonzero.sum() if valid is None else (nonzero * valid).sum()
         flat = x[:, 0].flatten(1)
         count = min(self.raster_neurons, flat.shape[1])
         chosen = torch.linspace(0, flat.shape[1] - 1, count, device=x.device).round().long()
@@ -183,6 +187,7 @@ class SpikeRecord(nn.Module):
             neuron_rates=valid_mean(activity, valid),
             neurons=flat.shape[1],
             steps=steps,
+            nonzero=nonzero,
             raster=flat[:, chosen],
             raster_neurons=chosen,
             saturable=self.spikes or self.measure == "density",
