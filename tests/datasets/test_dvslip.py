@@ -170,3 +170,70 @@ def test_cache_stores_binned_counts_and_notices_changed_files(tmp_path: Path) ->
     write_events(dataset.files[0], [0, 300_000, 700_000], [30, 31, 32], [40, 41, 42], [1, 1, 0])
     os.utime(dataset.files[0], ns=(1, 1))
     assert dataset.counts(0).sum() == 3
+
+
+def save_structured(path: Path, t: np.ndarray, t_dtype: str, count: int = 200) -> Path:
+    """A published-layout file whose t column has dtype `t_dtype` (x, y, p as write_events)."""
+    rng = np.random.default_rng(0)
+    dtype = np.dtype([("t", t_dtype), ("x", "<i2"), ("y", "<i2"), ("p", "<i1")])
+    events = np.zeros(count, dtype=dtype)
+    events["t"], events["x"], events["y"] = t, rng.integers(0, 128, count), rng.integers(0, 128, count)
+    events["p"] = rng.integers(0, 2, count)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, events)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("unit", "t_dtype", "scale", "message"),
+    [
+        ("seconds", "<f8", 1e-6, r"timestamps t are float64 with fractions .* multiply by 1e6"),
+        ("seconds", "<f4", 1e-6, r"timestamps t are float32 with fractions"),
+        ("milliseconds", "<i4", 1e-3, r"all 200 events lie within 1\d\d\d timestamp units.* seconds or milliseconds"),
+        ("whole seconds", "<i8", 1e-6, r"all 200 events lie within 1 timestamp units"),
+    ],
+)
+def test_timestamps_in_other_units_are_refused_with_what_was_expected(
+    tmp_path: Path, unit: str, t_dtype: str, scale: float, message: str
+) -> None:
+    """Before, these binned every event into the first frame without a word."""
+    root = make_root(tmp_path, {"banks": 1})
+    t_us = np.sort(np.random.default_rng(1).uniform(0, 1.2e6, 200))
+    save_structured(root / "test" / "banks" / "0.npy", t_us * scale, t_dtype)
+    dataset = DVSLip(root, "test")
+    with pytest.raises(ValueError, match=rf"0.npy: {message}"):
+        dataset[0]
+
+
+def test_float_microseconds_and_non_finite_fields(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"banks": 1})
+    t_us = np.round(np.sort(np.random.default_rng(1).uniform(0, 1.2e6, 200)))
+    path = save_structured(root / "test" / "banks" / "0.npy", t_us, "<f8")
+    frames, _ = DVSLip(root, "test", num_bins=30)[0]
+    assert frames.abs().sum() > 0, "whole microseconds stored as floats are read"
+    t_us[5] = np.nan
+    save_structured(path, t_us, "<f8")
+    with pytest.raises(ValueError, match="0.npy: field t holds 1 non-finite values"):
+        DVSLip(root, "test")[0]
+
+
+def test_file_headers_are_checked_when_the_dataset_opens_and_broken_files_can_be_skipped(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"banks": 3}, test_per_word=3)
+    broken = root / "test" / "banks" / "1.npy"
+    broken.write_bytes(b"\x93NUMPY garbage")
+    np.save(root / "test" / "banks" / "2.npy", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="cannot read DVS-Lip events from .*1.npy"):
+        DVSLip(root, "test")
+    late = DVSLip(root, "test", check_files="first_read")
+    late[0]
+    with pytest.raises(ValueError, match="1.npy"):
+        late[1]
+    with pytest.warns(UserWarning, match="skipped 2 unreadable sample") as caught:
+        dataset = DVSLip(root, "test", skip_unreadable=True)
+    assert len(caught) == 1 and "1.npy" in str(caught[0].message) and "2.npy" in str(caught[0].message)
+    assert [path.name for path in dataset.files] == ["0.npy"]
+    skipping = DVSLip(root, "test", check_files="first_read", skip_unreadable=True)
+    with pytest.warns(UserWarning, match="skipped an unreadable sample") as caught:
+        frames, label = skipping[1]
+    assert ["1.npy" in str(w.message) for w in caught] == [True, False] and "2.npy" in str(caught[1].message)
+    assert torch.equal(frames, skipping[0][0]) and int(label) == WORDS.index("banks"), "item 0: next readable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import heapq
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from mvsec_files import write_synthetic_sequences
 
 from zoo.datasets import MVSEC
-from zoo.datasets.mvsec import area_closing, fill_depth_holes, load_rectification_map
+from zoo.datasets.mvsec import VALID_INDICES, area_closing, fill_depth_holes, load_rectification_map
 
 SENSOR = (6, 8)
 
@@ -172,3 +173,83 @@ def test_clear_errors(root: Path, tmp_path: Path) -> None:
     short = write_synthetic_sequences(tmp_path / "short", sensor=SENSOR, frames=(300, 1581, 1816))
     with pytest.raises(ValueError, match="has 300 depth maps"):
         MVSEC(short, "test")
+
+
+def test_frame_ranges_read_a_shorter_recording(tmp_path: Path, root: Path) -> None:
+    """Before, a recording shorter than the published one could not be loaded without patching module globals."""
+    short = write_synthetic_sequences(tmp_path / "short", sensor=SENSOR, frames=(300, 1581, 1816))
+    with pytest.raises(ValueError, match=r"has 300 depth maps.*frame_ranges=\{1: \(start, end\)\}"):
+        MVSEC(short, "test")
+    available = 300 - 139 - 2
+    val = MVSEC(short, "val", frame_ranges={1: (139, None)}, fill_holes=False)
+    test = MVSEC(short, "test", frame_ranges={1: (139, 300)}, fill_holes=False)
+    kept = [position for position in VALID_INDICES[1] if position < available]
+    assert len(val) == len(kept) and len(test) == available - len(kept)
+    assert [int(val.sequences[1].frames[i]) for i in range(3)] == [141 + p for p in kept[:3]]
+    published = MVSEC(root, "val", fill_holes=False)
+    explicit = MVSEC(root, "val", frame_ranges={1: (139, 1201)}, fill_holes=False)
+    assert len(explicit) == len(published) == 200
+    assert all(torch.equal(a.nan_to_num(-1), b.nan_to_num(-1)) for a, b in zip(explicit[7], published[7], strict=True))
+    with pytest.raises(ValueError, match=r"names sequence 4, but split 1 uses sequences \[1, 2, 3\]"):
+        MVSEC(root, "val", frame_ranges={4: (0, 10)})
+    with pytest.raises(ValueError, match=r"need 0 <= start and start \+ 2 < end"):
+        MVSEC(root, "val", frame_ranges={1: (10, 12)})
+    with pytest.raises(TypeError, match="option 'frame_ranges' expects"):
+        MVSEC(root, "val", frame_ranges={1: "all"})
+
+
+def test_window_length_is_an_option(root: Path) -> None:
+    short_window = MVSEC(root, "train", window_s=0.01, fill_holes=False, max_samples=3)
+    full = MVSEC(root, "train", fill_holes=False, max_samples=3)
+    assert all(short_window[i][0].sum() <= full[i][0].sum() for i in range(3))
+    assert sum(short_window[i][0].sum() for i in range(3)) < sum(full[i][0].sum() for i in range(3))
+    with pytest.raises(ValueError, match="window_s must be a finite number of seconds > 0"):
+        MVSEC(root, "train", window_s=0.0)
+
+
+def test_non_finite_values_are_refused_naming_the_file(tmp_path: Path) -> None:
+    broken = write_synthetic_sequences(tmp_path / "broken", sensor=SENSOR, frames=(1261, 1581, 1816))
+    dataset = MVSEC(broken, "val", fill_holes=False)
+    sequence = dataset.sequences[dataset.samples[0][0]]
+    second_frame = int(sequence.frames[1])
+    start = int(sequence.bounds["left"][0][0])
+    with h5py.File(broken / "indoor_flying1_data.hdf5", "a") as data:
+        data["davis/left/events"][start, 0] = np.nan
+    with h5py.File(broken / "indoor_flying1_gt.hdf5", "a") as gt:
+        gt["davis/left/depth_image_rect"][second_frame, 0, 0] = np.inf
+    with pytest.raises(
+        ValueError, match=rf"indoor_flying1_data.hdf5: davis/left/events has a non-finite value in event {start}"
+    ):
+        MVSEC(broken, "val", fill_holes=False)[0]
+    with pytest.raises(ValueError, match=rf"indoor_flying1_gt.hdf5: depth map {second_frame} holds 1 infinite values"):
+        MVSEC(broken, "val")[1]
+    with h5py.File(broken / "indoor_flying1_data.hdf5", "a") as data:
+        data["davis/right/events"][5, 2] = np.nan
+    with pytest.raises(ValueError, match="indoor_flying1_data.hdf5: /davis/right/events has a non-finite timestamp"):
+        MVSEC(broken, "val")
+    calib = broken / "indoor_flying_calib" / "indoor_flying_left_x_map.txt"
+    table = np.loadtxt(calib)
+    table[2, 3] = np.nan
+    np.savetxt(calib, table)
+    with pytest.raises(ValueError, match="indoor_flying_left_x_map.txt holds 1 non-finite values"):
+        MVSEC(broken, "train")
+
+
+def test_filled_depth_cache_is_built_once_and_keyed_by_file(tmp_path: Path) -> None:
+    data = write_synthetic_sequences(tmp_path / "data", sensor=SENSOR, frames=(1261, 1581, 1816))
+    plain = MVSEC(data, "val", max_samples=2)
+    cached = MVSEC(data, "val", max_samples=2, cache_dir=tmp_path / "cache")
+    expected = plain[1][1]
+    assert torch.equal(cached[1][1].isnan(), expected.isnan())
+    assert torch.equal(cached[1][1].nan_to_num(), expected.nan_to_num())
+    frame = int(cached.sequences[1].frames[1])
+    stored = sorted((tmp_path / "cache" / "mvsec-filled-depth").glob("indoor_flying1_gt-*/*.npy"))
+    assert [path.name for path in stored] == [f"{frame:06d}.npy"]
+    np.save(stored[0], np.full(SENSOR, 7.0, dtype=np.float32))
+    assert torch.all(cached[1][1] == 7.0), "read back from the cache, not recomputed"
+    del plain, cached
+    gc.collect()  # close the datasets' HDF5 handles before writing
+    with h5py.File(data / "indoor_flying1_gt.hdf5", "a") as gt:
+        gt["davis/left/depth_image_rect"][frame] = 4.0
+    changed = MVSEC(data, "val", max_samples=2, cache_dir=tmp_path / "cache")
+    assert torch.all(changed[1][1] == 4.0), "a changed ground-truth file gets a new cache key"
