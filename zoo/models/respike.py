@@ -278,9 +278,25 @@ class SpikingResidualBranch(nn.Module):
         """residuals ``[S, N, 3, H, W]``, stages: the 4 ANN maps ``[N, C_i, H / 2^(i+2), W / 2^(i+2)]``."""
         contexts = [pool(stage) for pool, stage in zip(self.fusion_pools, stages, strict=True)]
         if self.execution == "reference":
-            steps = [self._steps(residuals[t : t + 1], contexts, checkpoint_block=True) for t in range(len(residuals))]
-            return torch.cat(steps)
+            return self._single_steps(residuals, contexts)
         return self._steps(residuals, contexts, self.checkpoint_fusion)
+
+    def _single_steps(self, residuals: torch.Tensor, contexts: list[torch.Tensor]) -> torch.Tensor:
+        """The reference's loop: one step at a time through the whole branch, fusion blocks checkpointed.
+
+        Each `SpikeRecord` sees one step per call; afterwards its rate and penalty are set to the mean over the
+        steps (all steps have the same size), so they equal what the multi-step execution records.
+        """
+        records = [module for module in self.modules() if isinstance(module, SpikeRecord)]
+        outputs, measured = [], []
+        for t in range(len(residuals)):
+            outputs.append(self._steps(residuals[t : t + 1], contexts, checkpoint_block=True))
+            measured.append([(record.rate, record.penalty) for record in records])
+        for index, record in enumerate(records):
+            record.rate = torch.stack([step[index][0] for step in measured]).mean()
+            if record.penalty is not None:
+                record.penalty = torch.stack([step[index][1] for step in measured]).mean()
+        return torch.cat(outputs)
 
     def _steps(self, residuals: torch.Tensor, contexts: list[torch.Tensor], checkpoint_block: bool) -> torch.Tensor:
         """Run `residuals` ``[S', N, 3, H, W]`` through the branch; neuron state carries over between calls."""
@@ -408,7 +424,10 @@ def _torchvision_resnet(backbone: Backbone, ann_weights: str | None) -> torchvis
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping):
         raise ValueError(f"ReSpike ann_weights: {path} holds a {type(state).__name__}, not a state dict")
-    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shapes that do not fit (e.g. a ResNet-18 dict for ResNet-50)
+        raise ValueError(f"ReSpike ann_weights: {path} is not a torchvision {backbone} state dict: {error}") from None
     if missing or unexpected:
         raise ValueError(
             f"ReSpike ann_weights: {path} is not a torchvision {backbone} state dict; missing keys: "
