@@ -8,7 +8,8 @@ What runs, for every selected model and batch size:
 - inputs: every required input of the model's registry spec (`model_info(name).inputs`), standard-normal draws at the
   paper's sizes (`TensorSpec.sizes`; axes without one take the registry's small size). ``--quick`` shrinks the
   batch to 2, time to at most 4 steps, images to at most 48 pixels a side (aspect kept) and audio to at most half a
-  second, so that every model runs on a CPU in seconds; the model itself is the default configuration.
+  second (a size the model's `SmallConfig` gives explicitly wins: one its architecture needs), so that every model
+  runs on a CPU in seconds; the model itself is the default configuration.
 - inference: ``model.eval()`` under ``torch.no_grad()``: samples/s from the median time, latency p50/p90 of one batch.
 - training step: ``model.train()``, forward, loss (mean square of the first output: the cost of the models' own
   losses is negligible next to the network), backward and one Adam step: samples/s from the median.
@@ -38,7 +39,7 @@ import statistics
 import sys
 import traceback
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ import zoo
 from benchmarks.measurement import environment, measure_ms, summary_ms
 from zoo.kernels.backend import BACKEND_ENV, Backend, resolve_backend
 from zoo.layers.spike_record import SpikeRecord
-from zoo.registry import TensorSpec, get_entry
+from zoo.registry import SmallConfig, TensorSpec, get_entry
 
 QUICK_LIMITS = {"B": 2, "T": 4, "N": 8000}
 """--quick: batch, time steps and audio samples (16 kHz: half a second) are capped at these."""
@@ -60,9 +61,13 @@ RECORDING_TARGET = 0.03
 """The issue's target for the training-step overhead of default spike recording."""
 
 
-def input_sizes(spec: TensorSpec, small_size: Callable[[str], int], batch: int | None, quick: bool) -> dict[str, int]:
-    """Size of every named axis of `spec`: the paper's (`spec.sizes`), or the small one, shrunk by --quick."""
-    sizes = {axis: spec.sizes.get(axis, small_size(axis)) for axis in spec.shape if isinstance(axis, str)}
+def input_sizes(spec: TensorSpec, small: SmallConfig, batch: int | None, quick: bool) -> dict[str, int]:
+    """Size of every named axis of `spec`: the paper's (`spec.sizes`, else the small size), or the --quick one.
+
+    --quick caps B, T and N (`QUICK_LIMITS`), scales H and W together to at most `QUICK_IMAGE_SIDE`, and takes the
+    size a model's `SmallConfig` gives explicitly (a size its architecture needs, e.g. a multiple of 32).
+    """
+    sizes = {axis: spec.sizes.get(axis, small.axis_size(axis)) for axis in spec.shape if isinstance(axis, str)}
     if quick:
         for axis, limit in QUICK_LIMITS.items():
             if axis in sizes:
@@ -73,6 +78,7 @@ def input_sizes(spec: TensorSpec, small_size: Callable[[str], int], batch: int |
             for axis in ("H", "W"):
                 if axis in sizes:
                     sizes[axis] = max(1, round(sizes[axis] * scale))
+        sizes.update({axis: size for axis, size in small.sizes.items() if axis in sizes and axis != "B"})
     if batch is not None and "B" in sizes:
         sizes["B"] = batch
     return sizes
@@ -89,7 +95,7 @@ def make_inputs(name: str, batch: int | None, quick: bool, device: torch.device,
         dtype = getattr(torch, spec.dtype)
         if not dtype.is_floating_point:
             raise ValueError(f"{name}: required integer input {key!r} has no generic values; benchmark it by hand")
-        sizes = input_sizes(spec, entry.small.axis_size, batch, quick)
+        sizes = input_sizes(spec, entry.small, batch, quick)
         shape = tuple(axis if isinstance(axis, int) else sizes[axis] for axis in spec.shape)
         inputs[key] = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
     return inputs

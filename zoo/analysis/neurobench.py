@@ -17,13 +17,13 @@ compute the same way:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Literal
 
 from torch import nn
 
+from zoo.analysis.activity import LayerActivity
 from zoo.analysis.synops import ConnectionOps
-from zoo.layers.spike_record import SpikeDetail
 
 __all__ = [
     "activation_sparsity",
@@ -76,20 +76,20 @@ def connection_sparsity(model: nn.Module) -> float:
     return round(zeros / weights, 4)
 
 
-def activation_sparsity(details: Mapping[str, SpikeDetail]) -> float:
+def activation_sparsity(layers: Iterable[LayerActivity]) -> float:
     """NeuroBench ``ActivationSparsity`` over the given records: 1 - non-zero activations / all activations.
 
     Args:
-        details: `zoo.layers.spike_record.spike_details(model)` after a forward with detail on.
+        layers: `zoo.analysis.activity.ActivityAccumulator.layers()` (every record of the model that ran).
 
     Raises:
         ValueError: no record ran.
     """
-    if not details:
+    layers = list(layers)
+    if not layers:
         raise ValueError("activation sparsity needs at least one SpikeRecord that ran with detail on")
-    nonzero = sum(int(detail.nonzero) for detail in details.values())
-    total = sum(detail.neurons * int(detail.steps) for detail in details.values())
-    return (total - nonzero) / total
+    total = sum(layer.neurons * layer.steps for layer in layers)
+    return (total - sum(layer.nonzero for layer in layers)) / total
 
 
 def synaptic_operations(
