@@ -42,6 +42,7 @@ from spikingjelly.activation_based.functional import seq_to_ann_forward
 from torch import nn
 
 from zoo.convert import register_converter
+from zoo.decoding import beam_search, ctc_greedy
 from zoo.layers.attention import (
     AttentionImplementation,
     MultiHeadAttention,
@@ -377,11 +378,15 @@ class DecoderState:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
 
-    def select(self, index: torch.Tensor) -> DecoderState:
-        """The states of hypotheses `index` [N'] (e.g. the surviving beams)."""
+    def select(self, index: torch.Tensor, reorder_memory: bool = True) -> DecoderState:
+        """The states of hypotheses `index` [N'] (e.g. the surviving beams). ``reorder_memory=False`` keeps the
+        memory as it is, for an `index` that maps every hypothesis to one of the same utterance (beam search)."""
+        memory, memory_mask = self.memory, self.memory_mask
+        if reorder_memory:
+            memory, memory_mask = [(k[index], v[index]) for k, v in memory], memory_mask[index]
         return DecoderState(
-            memory=[(k[index], v[index]) for k, v in self.memory],
-            memory_mask=self.memory_mask[index],
+            memory=memory,
+            memory_mask=memory_mask,
             keys=[k[index] for k in self.keys],
             values=[v[index] for v in self.values],
         )
@@ -483,6 +488,26 @@ class RAVEnRecognizer(nn.Module):
         batch, frames = memory.shape[:2]
         frame_lengths = None if lengths is None else self.encoder.frame_lengths(lengths)
         return memory, frame_valid_mask(frame_lengths, frames, batch, memory.device)
+
+    @torch.no_grad()
+    def recognize(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        beam_size: int = 40,
+        ctc_weight: float = 0.1,
+    ) -> list[list[int]]:
+        """Unit ids of the best hypothesis per utterance: hybrid CTC/attention beam search (`zoo.decoding`,
+        score = (1 - ctc_weight) attention + ctc_weight CTC, as RAVEn: 0.1, beam 40); ``beam_size=0`` decodes CTC
+        greedily instead. Runs in the model's current mode (call ``eval()`` first)."""
+        memory, valid = self.encode(x, lengths)
+        ctc_logits = self.ctc_head(memory)
+        if beam_size == 0:
+            return ctc_greedy(ctc_logits, valid.sum(1), blank=BLANK_ID)
+        log_probs = torch.log_softmax(ctc_logits.float(), dim=-1)
+        return beam_search(
+            self.decoder, memory, valid, log_probs, self.eos_id, BLANK_ID, beam_size=beam_size, ctc_weight=ctc_weight
+        )
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, tokens: torch.Tensor | None = None

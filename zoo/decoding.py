@@ -1,0 +1,294 @@
+"""Decoding of CTC/attention speech recognisers: greedy CTC, batched beam search with CTC prefix scores, unit lists,
+word error rate.
+
+Beam search (hybrid CTC/attention decoding, Watanabe et al. 2017, "Hybrid CTC/Attention Architecture for
+End-to-End Speech Recognition", section III and Algorithm 2). A hypothesis h = <sos> y_1 .. y_n is scored
+
+    score(h) = (1 - lambda) log p_att(y_1..y_n | x) + lambda log p_ctc(y_1..y_n ... | x)                     (1)
+
+with p_ctc the CTC *prefix* probability (every label sequence that starts with y_1..y_n); for an ended hypothesis
+(y_n = <eos>) it is the full CTC probability of y_1..y_{n-1}. lambda = 0.1 in RAVEn. The prefix probability of
+h = g + c follows from g's forward variables r^n_t(g) (prefix ending in c's label at frame t) and r^b_t(g)
+(ending in blank), in the log domain:
+
+    phi_t      = r^b_t(g)                         if c == last(g),  else  r^b_t(g) (+) r^n_t(g)
+    r^n_t(h)   = (r^n_{t-1}(h) (+) phi_{t-1}) + log p_t(c),      r^n_0(h) = log p_0(c) if g = <sos>, else -inf
+    r^b_t(h)   = (r^n_{t-1}(h) (+) r^b_{t-1}(h)) + log p_t(blank),  r^b_0(h) = -inf
+    log psi(h) = (+)_t  phi_{t-1} + log p_t(c)      (with the t = 0 term r^n_0(h))                             (2)
+
+((+) = log-add-exp.) Frames past an utterance's length get log p = -inf for every unit but blank (log p = 0), so
+they carry the forward variables unchanged. Only the `pre_beam` best units of each hypothesis by attention
+score (1.5 x beam, as ESPnet) get CTC scores; the blank unit is never a candidate.
+
+The search runs all utterances of a batch and all their beams as one batch of B x K hypotheses on the device.
+A hypothesis that emits <eos> ends; an utterance stops when its best ended score is at least the best running
+score (scores never increase, so no running hypothesis can overtake it: the result equals an exhaustive search
+restricted to the beam), or after T steps (T = its number of encoder frames; the running hypotheses then end
+as they are, like ESPnet at maxlenratio 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+__all__ = [
+    "IncrementalDecoder",
+    "UnitList",
+    "beam_search",
+    "ctc_greedy",
+    "ctc_prefix_extend",
+    "word_error_rate",
+    "word_errors",
+]
+
+WORD_BOUNDARY = "\u2581"
+"""SentencePiece's word-start marker."""
+
+
+class DecoderStateLike(Protocol):
+    def select(self, index: torch.Tensor, reorder_memory: bool = True) -> DecoderStateLike: ...
+
+
+class IncrementalDecoder(Protocol):
+    """What `beam_search` needs of an attention decoder (e.g. `zoo.models.raven.RAVEnDecoder`)."""
+
+    def init_state(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> DecoderStateLike: ...
+
+    def step(self, tokens: torch.Tensor, state: DecoderStateLike) -> tuple[torch.Tensor, DecoderStateLike]: ...
+
+
+def ctc_greedy(logits: torch.Tensor, lengths: torch.Tensor | None = None, blank: int = 0) -> list[list[int]]:
+    """Best path decoding: per frame arg-max, repeats merged, blanks removed.
+
+    Args:
+        logits: [B, T, V] CTC logits or log-probabilities.
+        lengths: [B] valid frames (None: all T).
+        blank: id of the blank unit.
+
+    Returns:
+        one list of unit ids per utterance.
+    """
+    best = logits.argmax(-1)
+    keep = torch.ones_like(best, dtype=torch.bool)
+    keep[:, 1:] = best[:, 1:] != best[:, :-1]
+    keep &= best != blank
+    if lengths is not None:
+        keep &= torch.arange(best.shape[1], device=best.device)[None, :] < lengths.to(best.device)[:, None]
+    best, keep = best.cpu(), keep.cpu()
+    return [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
+
+
+class UnitList:
+    """The unit list of a SentencePiece vocabulary: a text file with one ``unit id`` per line.
+
+    This is the format of RAVEn's ``labels/unigram1000_units.txt`` (ids 1..1047; id 0 is <blank> and the last id
+    <eos>, neither listed). `text` joins units and turns the word-start marker into spaces.
+    """
+
+    def __init__(self, units: dict[int, str]) -> None:
+        self.units = units
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> UnitList:
+        """Read `path`; a line that is not ``unit id`` (integer id) or a repeated id is an error naming the line."""
+        units: dict[int, str] = {}
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            unit, _, index = line.rstrip().rpartition(" ")
+            if not unit or not index.lstrip("-").isdigit():
+                raise ValueError(f"{path}:{number}: expected 'unit id', got {line!r}")
+            if int(index) in units:
+                raise ValueError(f"{path}:{number}: id {index} listed twice ({units[int(index)]!r} and {unit!r})")
+            units[int(index)] = unit
+        if not units:
+            raise ValueError(f"{path}: no units listed")
+        return cls(units)
+
+    def text(self, ids: Sequence[int]) -> str:
+        """Unit ids -> text; ids outside the list (blank, eos) are an error."""
+        try:
+            pieces = [self.units[int(index)] for index in ids]
+        except KeyError as error:
+            raise KeyError(f"unit id {error.args[0]} is not in the unit list") from None
+        return "".join(pieces).replace(WORD_BOUNDARY, " ").strip()
+
+    def ids(self, text: str) -> list[int]:
+        """Greedy longest-match segmentation of `text` into listed units (words start with the marker).
+
+        For building test transcripts; real CSVs carry SentencePiece's own ids.
+        """
+        by_unit = {unit: index for index, unit in self.units.items()}
+        longest = max(len(unit) for unit in by_unit)
+        marked = "".join(WORD_BOUNDARY + word for word in text.split())
+        ids, start = [], 0
+        while start < len(marked):
+            for end in range(min(len(marked), start + longest), start, -1):
+                if marked[start:end] in by_unit:
+                    ids.append(by_unit[marked[start:end]])
+                    start = end
+                    break
+            else:
+                raise ValueError(f"text {text!r} cannot be written with the units (stuck at {marked[start:]!r})")
+        return ids
+
+
+def word_errors(hypothesis: str, reference: str) -> int:
+    """Word-level Levenshtein distance (substitutions + deletions + insertions)."""
+    hyp, ref = hypothesis.split(), reference.split()
+    previous = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, start=1):
+        current = [i] + [0] * len(hyp)
+        for j, other in enumerate(hyp, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+        previous = current
+    return previous[-1]
+
+
+def word_error_rate(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[int, int]:
+    """(word errors, reference words) summed over utterances; WER = errors / words."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    errors = sum(word_errors(hyp, ref) for hyp, ref in zip(hypotheses, references, strict=True))
+    return errors, sum(len(ref.split()) for ref in references)
+
+
+def ctc_prefix_extend(
+    candidate_log_probs: torch.Tensor,
+    blank_log_probs: torch.Tensor,
+    r_nonblank: torch.Tensor,
+    r_blank: torch.Tensor,
+    same_as_last: torch.Tensor,
+    empty_prefix: bool,
+    start: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. (2): prefix scores and forward variables of g + c for P candidates c of each of N hypotheses g.
+
+    Args:
+        candidate_log_probs: [N, P, T] log p_t(c).
+        blank_log_probs: [N, T] log p_t(blank).
+        r_nonblank, r_blank: [N, T] forward variables of g.
+        same_as_last: bool [N, P], c == last unit of g.
+        empty_prefix: g is <sos> alone.
+        start: first frame that can change (frames before it stay -inf; g of n units cannot end before frame
+            n - 1), 1 at least.
+
+    Returns:
+        log psi [N, P], r^n [N, P, T], r^b [N, P, T] of the extended hypotheses.
+    """
+    n, p, frames = candidate_log_probs.shape
+    r_g = torch.where(same_as_last[..., None], r_blank[:, None], torch.logaddexp(r_blank, r_nonblank)[:, None])
+    r_n = candidate_log_probs.new_full((n, p, frames), -math.inf)
+    r_b = candidate_log_probs.new_full((n, p, frames), -math.inf)
+    if empty_prefix:
+        r_n[..., 0] = candidate_log_probs[..., 0]
+    start = max(start, 1)
+    for t in range(start, frames):
+        r_n[..., t] = torch.logaddexp(r_n[..., t - 1], r_g[..., t - 1]) + candidate_log_probs[..., t]
+        r_b[..., t] = torch.logaddexp(r_n[..., t - 1], r_b[..., t - 1]) + blank_log_probs[:, None, t]
+    terms = torch.cat((r_n[..., :1], r_g[..., start - 1 : -1] + candidate_log_probs[..., start:]), dim=-1)
+    return torch.logsumexp(terms, dim=-1), r_n, r_b
+
+
+@torch.no_grad()
+def beam_search(
+    decoder: IncrementalDecoder,
+    memory: torch.Tensor,
+    memory_valid: torch.Tensor,
+    ctc_log_probs: torch.Tensor,
+    eos: int,
+    blank: int = 0,
+    beam_size: int = 40,
+    ctc_weight: float = 0.1,
+    pre_beam: int | None = None,
+) -> list[list[int]]:
+    """Hybrid CTC/attention beam search, eq. (1), for a batch of utterances at once.
+
+    Args:
+        decoder: attention decoder with `init_state` / `step` (module docstring); <sos> = `eos`.
+        memory: encoder output [B, T, d]; memory_valid: bool [B, T] valid frames.
+        ctc_log_probs: [B, T, V] CTC log-probabilities.
+        eos: id of <eos> (also <sos>); blank: id of the CTC blank.
+        beam_size: K hypotheses kept per utterance (40 in RAVEn).
+        ctc_weight: lambda of eq. (1) (0.1 in RAVEn).
+        pre_beam: candidate units per hypothesis that get CTC scores (default int(1.5 K), at most V - 1).
+
+    Returns:
+        the best hypothesis of each utterance as unit ids (without <sos>/<eos>).
+    """
+    batch, frames, vocab = ctc_log_probs.shape
+    device = ctc_log_probs.device
+    beam = beam_size
+    pre_beam = min(pre_beam or int(1.5 * beam), vocab - 1)
+    hyps = batch * beam
+    utterance = torch.arange(batch, device=device).repeat_interleave(beam)
+    lengths = memory_valid.sum(1)
+
+    # padded frames: every unit impossible but blank, which carries the forward variables unchanged
+    log_probs = ctc_log_probs.float().masked_fill(~memory_valid[..., None], -math.inf)
+    log_probs[..., blank] = log_probs[..., blank].masked_fill(~memory_valid, 0.0)
+    by_unit = log_probs.transpose(1, 2)  # [B, V, T]
+    blank_log_probs = log_probs[..., blank][utterance]  # [N, T]
+
+    state = decoder.init_state(memory, memory_valid).select(utterance)
+    r_nonblank = log_probs.new_full((hyps, frames), -math.inf)
+    r_blank = blank_log_probs.cumsum(1)
+    psi = log_probs.new_zeros(hyps)
+    scores = log_probs.new_full((batch, beam), -math.inf)
+    scores[:, 0] = 0.0
+    tokens = torch.full((hyps, 0), eos, dtype=torch.long, device=device)
+    last = torch.full((hyps,), eos, dtype=torch.long, device=device)
+    best_score = log_probs.new_full((batch,), -math.inf)
+    best_tokens = torch.full((batch, frames + 1), eos, dtype=torch.long, device=device)
+    offsets = torch.arange(batch, device=device)[:, None] * beam
+
+    for step in range(int(lengths.max())):
+        attention, next_state = decoder.step(last, state)
+        attention = attention.float()
+        attention[:, blank] = -math.inf
+        candidate_attention, candidates = attention.topk(pre_beam, dim=1)  # [N, P]
+        candidate_log_probs = by_unit[utterance[:, None], candidates]  # [N, P, T]
+        psi_new, r_n, r_b = ctc_prefix_extend(
+            candidate_log_probs, blank_log_probs, r_nonblank, r_blank, candidates == last[:, None], step == 0, step
+        )
+        ended = torch.logaddexp(r_nonblank[:, -1], r_blank[:, -1])
+        psi_new = torch.where(candidates == eos, ended[:, None], psi_new)
+        total = (
+            scores.reshape(hyps, 1) + (1.0 - ctc_weight) * candidate_attention + ctc_weight * (psi_new - psi[:, None])
+        )
+        total = total.masked_fill(total.isnan(), -math.inf)  # -inf - (-inf): dead or CTC-impossible hypotheses
+        top_scores, top_index = total.view(batch, beam * pre_beam).topk(beam, dim=1)
+        source = (offsets + top_index // pre_beam).reshape(-1)
+        column = (top_index % pre_beam).reshape(-1)
+        new_units = candidates[source, column]
+        tokens = torch.cat((tokens[source], new_units[:, None]), dim=1)
+        state = next_state.select(source, reorder_memory=False)
+        r_nonblank, r_blank, psi = r_n[source, column], r_b[source, column], psi_new[source, column]
+        last, scores = new_units, top_scores
+
+        # hypotheses that end now: those choosing <eos>, and every running one at the utterance's last step
+        final_step = (step + 1 >= lengths)[:, None]
+        ending = (new_units.view(batch, beam) == eos) | final_step
+        ending &= torch.isfinite(scores)
+        ended_scores = scores.masked_fill(~ending, -math.inf)
+        candidate_best, candidate_beam = ended_scores.max(dim=1)
+        improved = candidate_best > best_score
+        chosen = tokens.view(batch, beam, -1)[torch.arange(batch, device=device), candidate_beam]
+        best_tokens[improved, : chosen.shape[1]] = chosen[improved]
+        best_tokens[improved, chosen.shape[1] :] = eos
+        best_score = torch.where(improved, candidate_best, best_score)
+        scores = scores.masked_fill(ending, -math.inf)
+        finished = best_score >= scores.max(dim=1).values
+        scores = scores.masked_fill(finished[:, None], -math.inf)
+        if bool(finished.all()):
+            break
+
+    results = []
+    for row in best_tokens.cpu().tolist():
+        results.append(row[: row.index(eos)] if eos in row else row)
+    return results
