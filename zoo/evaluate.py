@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.train.checkpoint import load_checkpoint
 from zoo.train.config import apply_overrides, parse_overrides
 from zoo.train.data import build_dataset, evaluation_loader
 from zoo.train.distributed import World
 from zoo.train.engine import resolve_device
-from zoo.train.errors import ConfigError
 from zoo.train.loop import StepContext, evaluate_epoch
 from zoo.train.plugins import load_plugin
 from zoo.train.recipe import Recipe
@@ -79,7 +79,7 @@ def evaluate_checkpoint(
         show_progress=progress,
         log_every=50,
     )
-    metrics, firing = evaluate_epoch(context, loader, f"evaluate {split}").reduce(world)
+    metrics, firing = evaluate_epoch(context, loader, f"evaluate {split}", split).reduce(world)
     return {
         "checkpoint": str(checkpoint),
         "recipe": recipe.name,
@@ -107,11 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0, help="data-loader workers (default 0)")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py", help="import first")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m zoo.evaluate``; returns the exit status (2 for a configuration error)."""
+    """Entry point of ``python -m zoo.evaluate``; returns the exit status.
+
+    2 for a configuration or dataset error, printed as one line on stderr (``--debug`` raises it with its
+    traceback instead).
+    """
     parser = build_parser()
     arguments = parser.parse_intermixed_args(argv)
     try:
@@ -133,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=arguments.progress,
         )
     except ConfigError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        if arguments.debug:
+            raise
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
         return 2
     checkpoint = Path(arguments.checkpoint)
     out = Path(arguments.out) if arguments.out else checkpoint.with_name(f"{checkpoint.stem}.{arguments.split}.json")

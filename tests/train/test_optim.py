@@ -9,8 +9,10 @@ import torch
 
 from zoo.train import ConfigError, Recipe
 from zoo.train.config import apply_overrides, parse_overrides
+from zoo.train.losses import cross_entropy
+from zoo.train.metrics import accuracy
 from zoo.train.optim import build_optimizer, build_scheduler, lr_factor, parameter_groups
-from zoo.train.registries import accuracy, cross_entropy, higher_is_better, register_metric
+from zoo.train.registries import higher_is_better, register_metric
 
 from .conftest import tiny
 

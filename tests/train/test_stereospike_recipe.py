@@ -14,14 +14,8 @@ import zoo
 from zoo.evaluate import main as evaluate_main
 from zoo.train import get_recipe
 from zoo.train.cli import main
-from zoo.train.recipes.stereospike import (
-    DISPARITY_CONSTANT,
-    depth_loss,
-    gradient_matching_loss,
-    mean_depth_error,
-    one_pixel_accuracy,
-    scale_invariant_loss,
-)
+from zoo.train.metrics import DISPARITY_CONSTANT, mean_depth_error, one_pixel_accuracy
+from zoo.train.recipes.stereospike import depth_loss, gradient_matching_loss, scale_invariant_loss
 from zoo.train.registries import higher_is_better
 
 NAN = float("nan")

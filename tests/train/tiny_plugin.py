@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 import zoo
+from zoo.datasets import register_dataset
 from zoo.layers.spike_record import SpikeRecord
-from zoo.train import Recipe, register_dataset, register_recipe
+from zoo.train import Recipe, register_recipe
 
 MODEL = "test-engine-mlp"
 OTHER_MODEL = "test-engine-linear"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.train.errors import ConfigError
+from zoo.errors import ConfigError
 
 __all__ = [
     "FORMAT",

@@ -8,6 +8,8 @@ Overrides (CLI ``key=value`` words, or a mapping from Python) are applied on top
 - ``data.<option>=value``: a dataset option for every split (merged into ``dataset_options``)
 - ``train_data.<option>=value``: a dataset option for the training split only (``train_options``)
 - ``loss.<option>=value`` / ``optim.<option>=value``: merged into ``loss_options`` / ``optimizer_options``
+- ``after_step.<hook>=options``: a step hook and its options dict, merged into ``after_step``
+  (``after_step.ema={'momentum': 0.996}``)
 
 Values are parsed with `ast.literal_eval` (numbers, tuples, lists, dicts, True/False/None) and kept as the plain
 string when that fails (``schedule=cosine``).
@@ -22,11 +24,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import zoo
+from zoo.errors import ConfigError
 from zoo.registry import resolve_config
-from zoo.train.errors import ConfigError
 from zoo.train.optim import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES
-from zoo.train.recipe import Recipe, get_recipe, replace_fields
-from zoo.train.registries import check_options, get_loss, get_metric
+from zoo.train.recipe import Recipe, get_recipe, list_recipes, replace_fields
+from zoo.train.registries import check_options, get_loss, get_metric, get_step_hook
 
 __all__ = [
     "OVERRIDE_GROUPS",
@@ -43,6 +46,7 @@ OVERRIDE_GROUPS = {
     "train_data": "train_options",
     "loss": "loss_options",
     "optim": "optimizer_options",
+    "after_step": "after_step",
 }
 SPLITS = ("train", "val", "test")
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
@@ -64,7 +68,8 @@ class RunConfig:
         seed: seeds model initialisation, shuffling and augmentation.
         deterministic: deterministic algorithms only (`torch.use_deterministic_algorithms`, no cuDNN autotuning).
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` (under torchrun: ``cuda:LOCAL_RANK``).
-        workers: data-loader worker processes per training process (default: min(4, CPU cores)).
+        workers: data-loader worker processes per training process (default: the recipe's `workers`, else
+            min(4, CPU cores)).
         epochs: shortcut for the ``epochs`` override.
         stop_after_epochs: end this invocation once that many epochs are complete, keeping the schedule of the
             full run (for time-limited jobs; continue with `resume`).
@@ -84,7 +89,7 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"
-    workers: int = DEFAULT_WORKERS
+    workers: int | None = None
     epochs: int | None = None
     stop_after_epochs: int | None = None
     plugins: Sequence[str] = ()
@@ -136,13 +141,41 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any]) -> Recipe:
 def resolve_recipe(config: RunConfig) -> Recipe:
     """The recipe of `config` with ``--model``, ``--epochs`` and the overrides applied, then checked."""
     recipe = config.recipe if isinstance(config.recipe, Recipe) else get_recipe(config.recipe)
-    if config.model is not None:
+    if config.model is not None and config.model != recipe.model:
+        check_model_fits(recipe, config.model)
         recipe = replace_fields(recipe, {"model": config.model})
     if config.epochs is not None:
         recipe = replace_fields(recipe, {"epochs": config.epochs})
     recipe = apply_overrides(recipe, parse_overrides(config.overrides))
     check_recipe(recipe)
     return recipe
+
+
+def check_model_fits(recipe: Recipe, model: str) -> None:
+    """`ConfigError` if `model` (``--model``) does not take the model options the recipe itself sets.
+
+    A recipe's `model_overrides` are its preset for its own model family (e.g. sparch's ``dataset="shd"``); the
+    message says so and names the recipes whose model is of `model`'s family. An unknown `model` is left to
+    `resolve_model_config`, which names the closest registered models.
+    """
+    if model not in zoo.list_models():
+        return
+    try:
+        resolve_config(model, **recipe.model_overrides)
+    except (KeyError, TypeError) as error:
+        family = zoo.model_info(model).family
+        fitting = [
+            name
+            for name in list_recipes()
+            if get_recipe(name).model in zoo.list_models() and zoo.model_info(get_recipe(name).model).family == family
+        ]
+        preset = ", ".join(f"{key}={value!r}" for key, value in recipe.model_overrides.items())
+        hint = f"recipes for the {family} family: {', '.join(fitting)}" if fitting else "no recipe trains that family"
+        raise ConfigError(
+            f"model {model!r} does not fit recipe {recipe.name!r}: the recipe's preset for {recipe.model!r} sets "
+            f"model options {preset}, and {model} rejects them ({error.args[0] if error.args else error}); choose a "
+            f"model of the {zoo.model_info(recipe.model).family} family or another recipe ({hint})"
+        ) from None
 
 
 def resolve_model_config(recipe: Recipe) -> dict[str, Any]:
@@ -176,6 +209,16 @@ def check_recipe(recipe: Recipe) -> None:
         )
     if recipe.schedule == "plateau":
         _check_plateau(recipe)
+    if not recipe.layer_decay > 0:
+        raise ConfigError(f"recipe {recipe.name!r}: layer_decay must be positive, got {recipe.layer_decay}")
+    for field in ("workers", "prefetch_factor"):
+        value = getattr(recipe, field)
+        if value is not None and (value < 0 or (field == "prefetch_factor" and value == 0)):
+            raise ConfigError(
+                f"recipe {recipe.name!r}: {field} must be {'>= 0' if field == 'workers' else '> 0'}, got {value}"
+            )
+    for name, options in recipe.after_step.items():
+        check_options(get_step_hook(name), f"step hook {name!r}", ("model", "step", "total_steps"), options)
     check_options(get_loss(recipe.loss), f"loss {recipe.loss!r}", ("output", "target", "model"), recipe.loss_options)
     for metric in recipe.metrics:
         get_metric(metric)

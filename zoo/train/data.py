@@ -8,51 +8,125 @@ one. Evaluation splits the set without padding (process r takes indices r, r + W
 counted once.
 
 A dataset with a ``collate_fn`` attribute (e.g. padding variable-length sequences) is batched with it; others
-with PyTorch's default collation.
+with PyTorch's default collation. Worker processes ignore SIGINT and SIGTERM: the training process handles them
+(see `zoo.train.engine`) and shuts its workers down.
+
+Errors: a dataset that cannot be constructed, or a batch that cannot be read while an epoch runs, raises
+`zoo.errors.DatasetError` naming the dataset, the split and the original error (the original message only, not
+the traceback of a worker process). `Batches` also measures the time the loop waits for data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from zoo.errors import ConfigError, DatasetError
 from zoo.train.distributed import World
-from zoo.train.errors import ConfigError
 from zoo.train.recipe import Recipe
-from zoo.train.registries import check_options, get_dataset
+from zoo.train.registries import check_options
 
 __all__ = [
+    "Batches",
     "ShardSampler",
     "build_dataset",
     "check_dataset_options",
+    "dataset_factory",
+    "error_summary",
     "evaluation_loader",
+    "loader_settings",
     "per_process_batch",
     "start_epoch",
     "training_loader",
 ]
 
 
+def dataset_factory(name: str) -> Any:
+    """The dataset registered as `name` (`ConfigError` naming the closest names if unknown).
+
+    `zoo.datasets` (every dataset module, with their audio and video decoders) is imported here, on the first
+    lookup, so that recipes, metrics and ``--help`` work without the datasets' dependencies.
+    """
+    import zoo.datasets
+
+    return zoo.datasets.get_dataset(name)
+
+
 def check_dataset_options(recipe: Recipe, split: str) -> dict[str, Any]:
     """The options the recipe passes to its dataset for `split`, checked against the factory's signature."""
     options = {**recipe.dataset_options, **(recipe.train_options if split == "train" else {})}
-    check_options(get_dataset(recipe.dataset), f"dataset {recipe.dataset!r}", ("root", split), options)
+    check_options(dataset_factory(recipe.dataset), f"dataset {recipe.dataset!r}", ("root", split), options)
     return options
 
 
+def error_summary(error: BaseException) -> str:
+    """``"<type>: <message>"`` of `error` on one line; for an error re-raised from a DataLoader worker, the
+    original error's last traceback line instead of the whole worker traceback."""
+    text = str(error)
+    if "Original Traceback" in text:
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[-1]
+    message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def build_dataset(recipe: Recipe, root: str | Path, split: str) -> Dataset:
-    """The recipe's dataset for `split` under `root`; a factory error becomes a `ConfigError` naming the split."""
+    """The recipe's dataset for `split` under `root`; any error constructing it becomes a `DatasetError`."""
     options = check_dataset_options(recipe, split)
+    what = f"dataset {recipe.dataset!r}, split {split!r} under {str(root)!r}"
     try:
-        dataset = get_dataset(recipe.dataset)(root, split, **options)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"dataset {recipe.dataset!r}, split {split!r} under {str(root)!r}: {error}") from error
+        dataset = dataset_factory(recipe.dataset)(root, split, **options)
+    except Exception as error:
+        raise DatasetError(f"{what}: {error_summary(error)}") from error
     if len(dataset) == 0:
-        raise ConfigError(f"dataset {recipe.dataset!r}, split {split!r} under {str(root)!r} is empty")
+        raise DatasetError(f"{what} is empty")
     return dataset
+
+
+class Batches:
+    """Iterate a loader, timing the waits for data; a batch that fails to load raises `DatasetError`.
+
+    Attributes:
+        wait_seconds: time spent in the loader (worker start-up included) during the last iteration.
+        skip: batches drawn and dropped at the start (a run resumed within an epoch replays them, so that random
+            augmentations continue exactly); their loading time is not counted. `after_skip` is called once they
+            are dropped, before the next batch is drawn (the engine restores the saved random states there).
+    """
+
+    def __init__(
+        self, loader: Iterable, what: str, skip: int = 0, after_skip: Callable[[], None] | None = None
+    ) -> None:
+        self.loader, self.what, self.skip, self.after_skip = loader, what, skip, after_skip
+        self.wait_seconds = 0.0
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.skip
+
+    def __iter__(self) -> Iterator[Any]:
+        self.wait_seconds = 0.0
+        started = time.perf_counter()
+        iterator = iter(self.loader)
+        index = 0
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except Exception as error:
+                raise DatasetError(f"{self.what}: batch {index + 1} failed: {error_summary(error)}") from error
+            index += 1
+            if index > self.skip:
+                self.wait_seconds += time.perf_counter() - started
+                yield batch
+            elif index == self.skip and self.after_skip is not None:
+                self.after_skip()
+            started = time.perf_counter()
 
 
 class ShardSampler(Sampler[int]):
@@ -75,11 +149,30 @@ def per_process_batch(batch_size: int, world: World) -> int:
     return batch_size // world.size
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    """Worker start-up: leave SIGINT/SIGTERM to the training process, which stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def loader_settings(
+    workers: int, pin_memory: bool, persistent_workers: bool = False, prefetch_factor: int | None = None
+) -> dict[str, Any]:
+    """`DataLoader` keyword arguments for the worker settings (persistence and prefetching only with workers)."""
+    settings: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
+    if workers > 0:
+        settings.update(persistent_workers=persistent_workers, worker_init_fn=_ignore_interrupts)
+        if prefetch_factor is not None:
+            settings["prefetch_factor"] = prefetch_factor
+    return settings
+
+
 def training_loader(
     dataset: Dataset, recipe: Recipe, world: World, seed: int, workers: int, pin_memory: bool
 ) -> tuple[DataLoader, DistributedSampler]:
     """Shuffled training loader; call `start_epoch` before iterating it for an epoch.
 
+    `workers` and `pin_memory` are the resolved settings; persistence and prefetching come from the recipe.
     Raises `ConfigError` when the global batch is larger than the training set (instead of running zero steps).
     """
     if recipe.batch_size > len(dataset):
@@ -95,10 +188,9 @@ def training_loader(
         dataset,
         batch_size=batch,
         sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin_memory,
         drop_last=recipe.drop_last,
         collate_fn=getattr(dataset, "collate_fn", None),
+        **loader_settings(workers, pin_memory, recipe.persistent_workers, recipe.prefetch_factor),
     )
     return loader, sampler
 
@@ -107,20 +199,27 @@ def start_epoch(loader: DataLoader, sampler: DistributedSampler, epoch: int, see
     """Set the epoch's shuffling and the seeds of its worker processes, both from ``(seed, epoch, rank)``.
 
     Worker processes (and with them random augmentations) are started afresh every epoch from this seed,
-    so a resumed run loads exactly what an uninterrupted one would.
+    so a resumed run loads exactly what an uninterrupted one would (unless the recipe keeps persistent workers).
     """
     sampler.set_epoch(epoch)
     loader.generator = torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + world.rank)
 
 
-def evaluation_loader(dataset: Dataset, batch_size: int, world: World, workers: int, pin_memory: bool) -> DataLoader:
+def evaluation_loader(
+    dataset: Dataset,
+    batch_size: int,
+    world: World,
+    workers: int,
+    pin_memory: bool,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
+) -> DataLoader:
     """Loader over this process's share of `dataset` (every sample evaluated exactly once over all processes)."""
     return DataLoader(
         dataset,
         batch_size=max(1, batch_size // world.size),
         sampler=ShardSampler(len(dataset), world),
-        num_workers=workers,
-        pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(0),
         collate_fn=getattr(dataset, "collate_fn", None),
+        **loader_settings(workers, pin_memory, persistent_workers, prefetch_factor),
     )

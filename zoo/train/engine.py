@@ -3,18 +3,31 @@
 Order of work: plugins imported; recipe resolved (overrides applied and checked); model config resolved;
 device chosen; dataset root, run directory and resume checkpoint checked; datasets, loaders, model, optimiser
 and schedule built - every `ConfigError` is raised here, before the process group is joined and before any
-step. Then, per epoch: train, evaluate `val_split`, write ``last.pt`` (and ``best.pt`` on improvement) atomically,
-log. Under torchrun only rank 0 writes files and shows progress bars.
+step; finally a probe write in the run directory and a free-space check (room for the checkpoints), so that an
+unwritable folder or a full disk fails now, not after an epoch of work. Then, per epoch: train, evaluate
+`val_split`, write ``last.pt`` (and ``best.pt`` on improvement) atomically, log (``train.log``, ``metrics.csv``, the
+console through the ``zoo.train`` logger), including the fraction of the training time spent waiting for data.
+Under torchrun only rank 0 writes files and shows progress bars.
+
+SIGINT / SIGTERM during training (`zoo.train.interrupt`): the current step finishes, ``last.pt`` is written
+atomically with the state after that step (model, optimiser, schedule, random states, the partial epoch's sums and
+its step count), and `run` returns with ``RunResult.interrupted`` set. ``--resume auto`` continues bit-exactly: the
+interrupted epoch's order is a function of (seed, epoch), its first steps' batches are drawn again without training
+(so random augmentations continue exactly) and the random states are restored before the next one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import functools
 import json
+import logging
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -27,22 +40,45 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.train.checkpoint import FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_atomic
-from zoo.train.config import RunConfig, parse_overrides, resolve_model_config, resolve_recipe
+from zoo.train.config import DEFAULT_WORKERS, RunConfig, parse_overrides, resolve_model_config, resolve_recipe
 from zoo.train.data import build_dataset, evaluation_loader, start_epoch, training_loader
 from zoo.train.distributed import World, all_gather_objects, init_world, shutdown_world, world_from_environment
-from zoo.train.errors import ConfigError
-from zoo.train.logs import RunLog
-from zoo.train.loop import StepContext, evaluate_epoch, train_epoch
+from zoo.train.interrupt import Interrupt
+from zoo.train.logs import RunLog, log_to_file
+from zoo.train.loop import EpochTotals, StepContext, evaluate_epoch, train_epoch
 from zoo.train.optim import RecipeScheduler, build_optimizer, build_scheduler
 from zoo.train.plugins import load_plugin
 from zoo.train.recipe import Recipe
 from zoo.train.registries import higher_is_better
 
-__all__ = ["RESUME_MAY_CHANGE", "RunResult", "resolve_device", "run", "seed_everything"]
+__all__ = [
+    "RESUME_MAY_CHANGE",
+    "RunResult",
+    "check_output_space",
+    "describe_run",
+    "resolve_device",
+    "run",
+    "seed_everything",
+]
 
-RESUME_MAY_CHANGE = ("epochs", "description", "eval_batch_size", "init_checkpoint")
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "description",
+    "eval_batch_size",
+    "init_checkpoint",
+    "workers",
+    "pin_memory",
+    "persistent_workers",
+    "prefetch_factor",
+)
 """Recipe fields that may differ between a checkpoint and the run resuming it (the rest must be equal)."""
+
+DATA_WAIT_WARNING = 0.3
+"""Fraction of the training time spent waiting for data above which each epoch's log line warns."""
+
+log = logging.getLogger("zoo.train")
 
 
 @dataclasses.dataclass
@@ -55,6 +91,8 @@ class RunResult:
         history: one entry per epoch trained in this invocation: ``{"epoch", "lr", "seconds", "metrics":
             {split: {name: value}}, "firing_rates": {split: {layer: rate}}}``.
         best: ``{"metric", "value", "epoch"}`` of the best validation result (value None without validation).
+        interrupted: name of the signal that stopped training early (``"SIGTERM"``), else None; ``last.pt`` then
+            holds the state after the last step and ``--resume auto`` continues it.
     """
 
     out: Path
@@ -63,6 +101,7 @@ class RunResult:
     epochs_completed: int
     history: list[dict[str, Any]]
     best: dict[str, Any]
+    interrupted: str | None = None
 
     @property
     def last_checkpoint(self) -> Path:
@@ -191,6 +230,69 @@ class _Training:
     start_epoch: int
     best: dict[str, Any]
     rng_states: list[dict[str, Any]] | None
+    workers: int
+    within_epoch: dict[str, Any] | None
+
+
+def describe_run(config: RunConfig) -> dict[str, Any]:
+    """The resolved configuration of `config` without loading data or building the model (``--print-config``):
+    ``{"recipe": {field: value}, "model": name, "model_config": {option: value}, "run": {setting: value}}``.
+
+    Raises:
+        ConfigError: as `run` would for the recipe, overrides and model options.
+    """
+    for plugin in config.plugins:
+        load_plugin(plugin)
+    recipe = resolve_recipe(config)
+    settings = {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+    settings.update(recipe=recipe.name, overrides=parse_overrides(config.overrides), workers=_workers(config, recipe))
+    return {
+        "recipe": recipe.to_dict(),
+        "model": recipe.model,
+        "model_config": resolve_model_config(recipe),
+        "run": settings,
+    }
+
+
+def _workers(config: RunConfig, recipe: Recipe) -> int:
+    if config.workers is not None:
+        return config.workers
+    return recipe.workers if recipe.workers is not None else DEFAULT_WORKERS
+
+
+def checkpoint_bytes(model: nn.Module) -> int:
+    """Upper estimate of one checkpoint's size: the model's state and two optimiser tensors per parameter (Adam)."""
+    state = sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values())
+    parameters = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
+    return state + 2 * parameters + (1 << 20)
+
+
+def check_output_space(out: Path, needed: int) -> None:
+    """Create `out` and prove it writable with a probe file, and check it has `needed` bytes free.
+
+    Raises:
+        ConfigError: the folder cannot be created or written (read-only, no permission, a file in the way, the
+            disk full: the probe write fails), or holds less free space than `needed`.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-probe-{os.getpid()}"
+        try:
+            with probe.open("wb") as file:
+                file.write(b"\0" * 4096)
+                file.flush()
+                os.fsync(file.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as error:
+        reason = "the disk is full" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        raise ConfigError(f"run directory {str(out)!r} is not writable ({reason}); choose another --out") from None
+    free = shutil.disk_usage(out).free
+    if free < needed:
+        raise ConfigError(
+            f"run directory {str(out)!r} has {free / 1e6:.1f} MB free, checkpoints need about {needed / 1e6:.1f} MB "
+            "(last.pt, best.pt and the temporary file of an atomic write); free some space or choose another --out"
+        )
 
 
 def _prepare(config: RunConfig) -> _Training:
@@ -213,12 +315,15 @@ def _prepare(config: RunConfig) -> _Training:
 
     train_set = build_dataset(recipe, root, "train")
     val_set = build_dataset(recipe, root, recipe.val_split) if recipe.val_split is not None else None
-    pin_memory = device.type == "cuda"
-    loader, sampler = training_loader(train_set, recipe, world, config.seed, config.workers, pin_memory)
+    workers = _workers(config, recipe)
+    pin_memory = recipe.pin_memory if recipe.pin_memory is not None else device.type == "cuda"
+    loader, sampler = training_loader(train_set, recipe, world, config.seed, workers, pin_memory)
     val_loader = None
     if val_set is not None:
         batch = recipe.eval_batch_size or recipe.batch_size
-        val_loader = evaluation_loader(val_set, batch, world, config.workers, pin_memory)
+        val_loader = evaluation_loader(
+            val_set, batch, world, workers, pin_memory, recipe.persistent_workers, recipe.prefetch_factor
+        )
 
     seed_everything(config.seed)
     model = zoo.build(recipe.model, **recipe.model_overrides)
@@ -230,7 +335,7 @@ def _prepare(config: RunConfig) -> _Training:
     use_scaler = recipe.amp and recipe.amp_dtype == "float16" and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     best = {"metric": recipe.selection_metric, "value": None, "epoch": None}
-    start, rng_states = 0, None
+    start, rng_states, within_epoch = 0, None, None
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -238,6 +343,7 @@ def _prepare(config: RunConfig) -> _Training:
         if checkpoint["scaler"]:
             scaler.load_state_dict(checkpoint["scaler"])
         start, best, rng_states = checkpoint["epoch"], checkpoint["best"], checkpoint["rng"]
+        within_epoch = checkpoint.get("within_epoch")
     return _Training(
         recipe=recipe,
         model_config=model_config,
@@ -255,6 +361,8 @@ def _prepare(config: RunConfig) -> _Training:
         start_epoch=start,
         best=best,
         rng_states=rng_states,
+        workers=workers,
+        within_epoch=within_epoch,
     )
 
 
@@ -262,10 +370,11 @@ def run(config: RunConfig) -> RunResult:
     """Train `config.recipe`; see `RunConfig` for the options and the module docstring for the order of work.
 
     The process-wide determinism flags (`torch.use_deterministic_algorithms`, cuDNN) are set for the run and
-    restored afterwards.
+    restored afterwards; so are the SIGINT/SIGTERM handlers (installed while training, from the main thread).
 
     Raises:
-        ConfigError: any bad configuration, before training starts.
+        ConfigError: any bad configuration, before training starts (`DatasetError`: a dataset that cannot be
+            built, or a batch that cannot be read during training).
         FloatingPointError: the training loss of an epoch is not finite (``last.pt`` keeps the previous epoch).
     """
     with _determinism(config.deterministic):
@@ -286,8 +395,10 @@ def _run(config: RunConfig) -> RunResult:
         return result
     if training.start_epoch >= training.recipe.epochs:
         if training.world.is_main:
-            print(f"nothing to train: the checkpoint already completed {training.start_epoch} epochs", flush=True)
+            log.info("nothing to train: the checkpoint already completed %d epochs", training.start_epoch)
         return result
+    if training.world.is_main:
+        check_output_space(training.out, 3 * checkpoint_bytes(training.model))
     init_world(training.world, training.device)
     try:
         _train(training, config, result)
@@ -304,40 +415,83 @@ def _train(training: _Training, config: RunConfig, result: RunResult) -> None:
         model = DistributedDataParallel(
             training.model, device_ids=device_ids, find_unused_parameters=recipe.ddp_find_unused_parameters
         )
-    if training.rng_states is None:
-        seed_everything(config.seed + world.rank)
-    else:
-        if len(training.rng_states) != world.size and world.is_main:
-            print(
-                f"warning: checkpoint was written by {len(training.rng_states)} processes, resuming with "
-                f"{world.size}: random streams are reused modulo, the run is not an exact continuation",
-                file=sys.stderr,
-            )
-        restore_rng_state(training.rng_states[world.rank % len(training.rng_states)])
-    show_progress = config.progress if config.progress is not None else sys.stderr.isatty()
-    context = StepContext(
-        model=model,
-        bare_model=training.model,
-        recipe=recipe,
-        device=training.device,
-        world=world,
-        show_progress=show_progress and world.is_main,
-        log_every=config.log_every,
+    file_log = log_to_file(log, out / "train.log") if world.is_main else contextlib.nullcontext()
+    run_log = None
+    with file_log, Interrupt(world, training.device, config.log_every) as interrupt:
+        if world.is_main:
+            _write_config_json(training, config)
+            run_log = RunLog(out, training.start_epoch, config.tensorboard)
+            _log_start(training, config)
+        if training.rng_states is None:
+            seed_everything(config.seed + world.rank)
+        else:
+            if len(training.rng_states) != world.size and world.is_main:
+                log.warning(
+                    "checkpoint was written by %d processes, resuming with %d: random streams are reused modulo, "
+                    "the run is not an exact continuation",
+                    len(training.rng_states),
+                    world.size,
+                )
+            restore_rng_state(training.rng_states[world.rank % len(training.rng_states)])
+        show_progress = config.progress if config.progress is not None else sys.stderr.isatty()
+        context = StepContext(
+            model=model,
+            bare_model=training.model,
+            recipe=recipe,
+            device=training.device,
+            world=world,
+            show_progress=show_progress and world.is_main,
+            log_every=config.log_every,
+            total_steps=recipe.epochs * len(training.loader),
+            interrupt=interrupt,
+        )
+        end = recipe.epochs
+        if config.stop_after_epochs is not None:
+            end = min(end, training.start_epoch + config.stop_after_epochs)
+        try:
+            for epoch in range(training.start_epoch, end):
+                _run_epoch(training, context, epoch, config.seed, run_log, result)
+                if result.interrupted is None and epoch + 1 < end and interrupt.requested():
+                    result.interrupted = interrupt.received
+                if result.interrupted is not None:
+                    if world.is_main:
+                        log.warning(
+                            "%s: stopped after %d optimiser steps (%d complete epochs); %s holds that state; continue "
+                            "with --resume auto",
+                            result.interrupted,
+                            training.scheduler.last_epoch,
+                            result.epochs_completed,
+                            out / "last.pt",
+                        )
+                    break
+        finally:
+            if run_log is not None:
+                run_log.close()
+
+
+def _log_start(training: _Training, config: RunConfig) -> None:
+    recipe = training.recipe
+    parameters = sum(parameter.numel() for parameter in training.model.parameters())
+    resumed = ""
+    if training.start_epoch or training.within_epoch:
+        steps = training.within_epoch["totals"]["steps"] if training.within_epoch else 0
+        resumed = f", resuming after epoch {training.start_epoch}" + (f" step {steps}" if steps else "")
+    log.info(
+        "recipe %s: model %s (%s parameters), dataset %s from %s, %d epochs of %d steps, device %s x %d, "
+        "%d data workers, run directory %s%s",
+        recipe.name,
+        recipe.model,
+        f"{parameters:,}",
+        recipe.dataset,
+        config.data,
+        recipe.epochs,
+        len(training.loader),
+        training.device,
+        training.world.size,
+        training.workers,
+        training.out,
+        resumed,
     )
-    log = None
-    if world.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_config_json(training, config)
-        log = RunLog(out, training.start_epoch, config.tensorboard)
-    end = recipe.epochs
-    if config.stop_after_epochs is not None:
-        end = min(end, training.start_epoch + config.stop_after_epochs)
-    try:
-        for epoch in range(training.start_epoch, end):
-            _run_epoch(training, context, epoch, config.seed, log, result)
-    finally:
-        if log is not None:
-            log.close()
 
 
 def _run_epoch(
@@ -345,26 +499,49 @@ def _run_epoch(
     context: StepContext,
     epoch: int,
     seed: int,
-    log: RunLog | None,
+    run_log: RunLog | None,
     result: RunResult,
 ) -> None:
     recipe, world = training.recipe, training.world
     started = time.perf_counter()
     start_epoch(training.loader, training.sampler, epoch, seed, world)
     description = f"epoch {epoch + 1}/{recipe.epochs}"
-    totals = {
-        "train": train_epoch(
-            context, training.loader, training.optimizer, training.scheduler, training.scaler, f"{description} train"
-        )
-    }
+    totals, after_replay = EpochTotals(recipe.metrics, training.device), None
+    if training.within_epoch is not None:
+        totals.load_state_dict(training.within_epoch["totals"])
+        states = training.rng_states
+        after_replay = functools.partial(restore_rng_state, states[world.rank % len(states)])
+        training.within_epoch = None
+    train_totals = train_epoch(
+        context,
+        training.loader,
+        training.optimizer,
+        training.scheduler,
+        training.scaler,
+        f"{description} train",
+        totals,
+        after_replay,
+    )
+    global_step = training.scheduler.last_epoch
+    if train_totals.stopped:
+        result.interrupted = context.interrupt.received
+        rng_states = all_gather_objects(capture_rng_state(), world)
+        if world.is_main:
+            payload = _checkpoint(training, epoch, global_step, rng_states, {}, seed)
+            payload["within_epoch"] = {"totals": train_totals.state_dict()}
+            save_atomic(payload, training.out / "last.pt")
+        return
+    totals = {"train": train_totals}
     if training.val_loader is not None:
-        totals[recipe.val_split] = evaluate_epoch(context, training.val_loader, f"{description} {recipe.val_split}")
+        totals[recipe.val_split] = evaluate_epoch(
+            context, training.val_loader, f"{description} {recipe.val_split}", recipe.val_split
+        )
     metrics, firing = {}, {}
     for split, split_totals in totals.items():
         metrics[split], firing[split] = split_totals.reduce(world)
+    data_wait = {split: split_totals.data_wait for split, split_totals in totals.items()}
     if not math.isfinite(metrics["train"]["loss"]):
         raise FloatingPointError(f"training diverged: epoch {epoch + 1} has train loss {metrics['train']['loss']}")
-    global_step = training.scheduler.last_epoch
     lr = recipe.lr * training.scheduler.factor(global_step - 1)
     improved = False
     if training.val_loader is not None:
@@ -380,11 +557,26 @@ def _run_epoch(
         save_atomic(payload, training.out / "last.pt")
         if improved:
             save_atomic(payload, training.out / "best.pt")
-        log.write_epoch(epoch + 1, lr, seconds, metrics, firing)
-        print(_summary(epoch + 1, recipe.epochs, lr, seconds, metrics, improved), flush=True)
+        run_log.write_epoch(epoch + 1, lr, seconds, metrics, firing, data_wait)
+        log.info(_summary(epoch + 1, recipe.epochs, lr, seconds, metrics, improved, data_wait["train"]))
+        if data_wait["train"] > DATA_WAIT_WARNING:
+            log.warning(
+                "epoch %d: the training loop waited for data %.0f%% of the time; the data loader is the bottleneck "
+                "(%d workers: raise --workers or the recipe's workers, check the dataset's cache options)",
+                epoch + 1,
+                100 * data_wait["train"],
+                training.workers,
+            )
     result.epochs_completed = epoch + 1
     result.history.append(
-        {"epoch": epoch + 1, "lr": lr, "seconds": seconds, "metrics": metrics, "firing_rates": firing}
+        {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "seconds": seconds,
+            "metrics": metrics,
+            "firing_rates": firing,
+            "data_wait": data_wait,
+        }
     )
 
 
@@ -444,9 +636,12 @@ def _write_config_json(training: _Training, config: RunConfig) -> None:
     (training.out / "config.json").write_text(text + "\n", encoding="utf-8")
 
 
-def _summary(epoch: int, epochs: int, lr: float, seconds: float, metrics: dict, improved: bool) -> str:
+def _summary(
+    epoch: int, epochs: int, lr: float, seconds: float, metrics: dict, improved: bool, data_wait: float
+) -> str:
     parts = [f"epoch {epoch}/{epochs}", f"lr {lr:.3g}"]
     for split, values in metrics.items():
         parts.append(f"{split} " + " ".join(f"{name} {value:.4f}" for name, value in values.items()))
+    parts.append(f"data wait {100 * data_wait:.0f}%")
     parts.append(f"{seconds:.1f}s" + (" (best)" if improved else ""))
     return "  ".join(parts)

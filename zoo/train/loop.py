@@ -1,15 +1,16 @@
 """One pass over a data loader: training steps or evaluation, with results kept on the device.
 
 Per batch nothing is copied to the host: the loss, every metric's (sum, count) and every layer's firing rate
-are added to device tensors in `EpochTotals`, which are summed over DDP processes and read with one transfer
-at the end of the epoch. The only exception is the progress bar, whose running loss is read every
-`log_every` batches while it is shown.
+(`zoo.firing_rates`) are added to device tensors in `EpochTotals`, which are summed over DDP processes and read
+with one transfer at the end of the epoch. The only exception is the progress bar, whose running loss is read
+every `log_every` batches while it is shown. `EpochTotals` also times the epoch and the waits for data.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,9 +19,11 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo.layers.spike_record import firing_rates
+from zoo.train.data import Batches
 from zoo.train.distributed import World, all_reduce_sum
+from zoo.train.interrupt import Interrupt
 from zoo.train.recipe import Recipe
-from zoo.train.registries import get_loss, get_metric
+from zoo.train.registries import get_loss, get_metric, get_step_hook
 
 __all__ = ["EpochTotals", "StepContext", "autocast", "evaluate_epoch", "move_to", "train_epoch"]
 
@@ -56,6 +59,10 @@ class EpochTotals:
 
     `reduce` sums them over processes and returns ``{"loss": mean, <metric>: mean, ...}`` and
     ``{layer: mean firing rate}`` with a single device-to-host transfer.
+
+    Attributes (host side, this process only):
+        steps: batches done. seconds: time spent in the pass. wait_seconds: part of it spent waiting for data.
+        stopped: the pass ended early on an `Interrupt`.
     """
 
     def __init__(self, metrics: tuple[str, ...], device: torch.device) -> None:
@@ -65,6 +72,10 @@ class EpochTotals:
         self.layers: tuple[str, ...] | None = None
         self.rate_sums: torch.Tensor | None = None
         self.rate_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.steps = 0
+        self.seconds = 0.0
+        self.wait_seconds = 0.0
+        self.stopped = False
 
     def add(self, loss: torch.Tensor, output: Any, target: Any, samples: int, rates: dict[str, torch.Tensor]) -> None:
         """Add one batch of `samples` samples (`loss` is its mean; `rates` are per-layer firing rates)."""
@@ -85,6 +96,11 @@ class EpochTotals:
         self.rate_sums += torch.stack([rate.detach().double() for rate in rates.values()]) * samples
         self.rate_count += samples
 
+    @property
+    def data_wait(self) -> float:
+        """Fraction of the pass's time spent waiting for the data loader (0 when nothing ran)."""
+        return self.wait_seconds / self.seconds if self.seconds > 0 else 0.0
+
     def running_loss(self) -> float:
         """Mean loss so far (reads one number from the device)."""
         return (self.sums[0, 0] / self.sums[0, 1].clamp(min=1)).item()
@@ -103,10 +119,35 @@ class EpochTotals:
         rates = {layer: total / rate_count for layer, total in zip(self.layers or (), rate_sums, strict=True)}
         return metrics, rates
 
+    def state_dict(self) -> dict[str, Any]:
+        """The partial sums of an interrupted epoch (plain data and CPU tensors, for a checkpoint)."""
+        return {
+            "sums": self.sums.cpu(),
+            "layers": self.layers,
+            "rate_sums": None if self.rate_sums is None else self.rate_sums.cpu(),
+            "rate_count": self.rate_count.cpu(),
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "wait_seconds": self.wait_seconds,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict` (same metrics)."""
+        device = self.sums.device
+        self.sums = state["sums"].to(device)
+        self.layers = None if state["layers"] is None else tuple(state["layers"])
+        self.rate_sums = None if state["rate_sums"] is None else state["rate_sums"].to(device)
+        self.rate_count = state["rate_count"].to(device)
+        self.steps, self.seconds, self.wait_seconds = state["steps"], state["seconds"], state["wait_seconds"]
+
 
 @dataclasses.dataclass
 class StepContext:
-    """What a training or evaluation pass needs besides the data."""
+    """What a training or evaluation pass needs besides the data.
+
+    `total_steps` (the run's planned optimiser steps) goes to the step hooks; `interrupt`, when given, can end a
+    training pass after any step.
+    """
 
     model: nn.Module
     bare_model: nn.Module
@@ -115,13 +156,17 @@ class StepContext:
     world: World
     show_progress: bool
     log_every: int
+    total_steps: int = 0
+    interrupt: Interrupt | None = None
 
     def loss_fn(self) -> Callable[..., torch.Tensor]:
         return get_loss(self.recipe.loss)
 
 
-def _progress(loader: Iterable, context: StepContext, description: str) -> tqdm:
-    return tqdm(loader, desc=description, disable=not context.show_progress, leave=False, dynamic_ncols=True)
+def _progress(loader: Iterable, context: StepContext, description: str, total: int) -> tqdm:
+    return tqdm(
+        loader, desc=description, total=total, disable=not context.show_progress, leave=False, dynamic_ncols=True
+    )
 
 
 def train_epoch(
@@ -131,55 +176,76 @@ def train_epoch(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     description: str,
+    totals: EpochTotals | None = None,
+    after_replay: Callable[[], None] | None = None,
 ) -> EpochTotals:
     """One epoch of optimiser steps; the scheduler steps after every optimiser step.
 
     Per step: forward (under autocast), loss, backward, optional gradient clipping (global L2 norm, after
-    unscaling), optimiser step, scheduler step, then ``clamp_parameters()`` if the model defines it.
+    unscaling), optimiser step, scheduler step, then the recipe's step hooks (``after_step``, in order, with the
+    number of steps taken). `totals` of an epoch interrupted earlier continue it: its first ``totals.steps``
+    batches are drawn again but not trained on, then `after_replay` runs (the engine restores the random states
+    saved at the interruption). The pass ends early when ``context.interrupt`` asks for it.
     """
     recipe, bare = context.recipe, context.bare_model
     loss_fn = context.loss_fn()
+    hooks = [(get_step_hook(name), options) for name, options in recipe.after_step.items()]
     parameters = [parameter for parameter in bare.parameters() if parameter.requires_grad]
-    clamp = getattr(bare, "clamp_parameters", None)
-    totals = EpochTotals(recipe.metrics, context.device)
+    totals = totals if totals is not None else EpochTotals(recipe.metrics, context.device)
+    batches = Batches(loader, f"dataset {recipe.dataset!r}, split 'train'", totals.steps, after_replay)
     context.model.train()
-    bar = _progress(loader, context, description)
-    for index, (inputs, target) in enumerate(bar):
-        inputs, target = move_to(inputs, context.device), move_to(target, context.device)
-        with autocast(recipe, context.device):
-            output = context.model(inputs)
-            loss = loss_fn(output, target, bare, **recipe.loss_options)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if recipe.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if clamp is not None:
+    started = time.perf_counter()
+    bar = _progress(batches, context, description, len(batches))
+    try:
+        for inputs, target in bar:
+            inputs, target = move_to(inputs, context.device), move_to(target, context.device)
+            with autocast(recipe, context.device):
+                output = context.model(inputs)
+                loss = loss_fn(output, target, bare, **recipe.loss_options)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if recipe.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step = scheduler.last_epoch
             with torch.no_grad():
-                clamp()
-        with torch.no_grad():
-            totals.add(loss, _detach(output), target, batch_length(target), firing_rates(bare))
-        if context.show_progress and (index + 1) % context.log_every == 0:
-            bar.set_postfix(loss=f"{totals.running_loss():.4f}")
+                for hook, options in hooks:
+                    hook(bare, step, context.total_steps, **options)
+                totals.add(loss, _detach(output), target, batch_length(target), firing_rates(bare))
+            totals.steps += 1
+            if context.show_progress and totals.steps % context.log_every == 0:
+                bar.set_postfix(loss=f"{totals.running_loss():.4f}")
+            if context.interrupt is not None and context.interrupt.requested(step):
+                totals.stopped = True
+                break
+    finally:
+        bar.close()
+        totals.seconds += time.perf_counter() - started
+        totals.wait_seconds += batches.wait_seconds
     return totals
 
 
 @torch.no_grad()
-def evaluate_epoch(context: StepContext, loader: Iterable, description: str) -> EpochTotals:
+def evaluate_epoch(context: StepContext, loader: Iterable, description: str, split: str = "val") -> EpochTotals:
     """Loss, metrics and firing rates of the bare model in eval mode over `loader` (no gradients)."""
     recipe, bare = context.recipe, context.bare_model
     loss_fn = context.loss_fn()
     totals = EpochTotals(recipe.metrics, context.device)
+    batches = Batches(loader, f"dataset {recipe.dataset!r}, split {split!r}")
     bare.eval()
-    for inputs, target in _progress(loader, context, description):
+    started = time.perf_counter()
+    for inputs, target in _progress(batches, context, description, len(batches)):
         inputs, target = move_to(inputs, context.device), move_to(target, context.device)
         with autocast(recipe, context.device):
             output = bare(inputs)
             loss = loss_fn(output, target, bare, **recipe.loss_options)
         totals.add(loss, output, target, batch_length(target), firing_rates(bare))
+        totals.steps += 1
+    totals.seconds = time.perf_counter() - started
+    totals.wait_seconds = batches.wait_seconds
     return totals
 
 

@@ -1,4 +1,8 @@
-"""Optimiser with per-parameter-group weight decay, and the learning-rate schedule stepped every iteration.
+"""Optimiser parameter groups (weight decay, per-pattern settings, layer-wise lr decay) and the learning-rate
+schedule stepped every iteration.
+
+Every parameter group starts at ``recipe.lr * lr_scale`` and follows the same schedule factor below (the factor
+multiplies each group's own starting lr), so ``lr_scale`` ratios hold for the whole run.
 
 Schedule (``lr(s) = recipe.lr * lr_factor(s)`` for optimiser step s = 0, 1, ...; S = steps per epoch):
 
@@ -22,13 +26,16 @@ the lr by at most 1e-8, PyTorch's ``eps``) and the count restarts. The new lr ap
 
 from __future__ import annotations
 
+import inspect
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.train.errors import ConfigError
+from zoo.errors import ConfigError
 from zoo.train.recipe import Recipe
 from zoo.train.registries import higher_is_better
 
@@ -39,6 +46,8 @@ __all__ = [
     "RecipeScheduler",
     "build_optimizer",
     "build_scheduler",
+    "layer_lr_scales",
+    "layer_ranks",
     "lr_factor",
     "parameter_groups",
 ]
@@ -50,26 +59,141 @@ PLATEAU_EPS = 1e-8
 SCHEDULE_UNITS = ("iteration", "epoch")
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, no_weight_decay: tuple[str, ...]) -> list[dict]:
-    """Trainable parameters split into a decayed group and a group with weight decay 0.
+_BLOCK = "{i}"
 
-    A parameter goes to the no-decay group when its name (as in ``model.named_parameters()``) contains any of
-    the `no_weight_decay` substrings. Empty groups are left out.
+
+def _name_regex(pattern: str) -> re.Pattern[str]:
+    """fnmatch `pattern` (``*``, ``?``) as a regex; ``{i}`` becomes a captured block number (``\\d+``)."""
+    parts = []
+    for index, piece in enumerate(pattern.split(_BLOCK)):
+        if index:
+            parts.append(r"(\d+)")
+        parts.append(re.escape(piece).replace(r"\*", ".*").replace(r"\?", "."))
+    return re.compile("".join(parts))
+
+
+def layer_ranks(names: Sequence[str], layers: Sequence[str]) -> tuple[dict[str, int], int]:
+    """Layer index of every parameter name and the number of layers R (see `layer_lr_scales`).
+
+    Layers are numbered from the input: each pattern of `layers` in order is one layer, or, with ``{i}``, one
+    layer per block number matched (in numeric order). A name belongs to the first pattern that matches it;
+    names that match none (e.g. the head) get index R, the last layer.
+
+    Raises:
+        ConfigError: a pattern that matches no name (a typo would otherwise silently train at full lr).
     """
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            excluded = any(pattern in name for pattern in no_weight_decay)
-            (no_decay if excluded else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [group for group in groups if group["params"]]
+    claimed: dict[str, tuple[int, int]] = {}
+    for position, pattern in enumerate(layers):
+        regex, matched = _name_regex(pattern), False
+        for name in names:
+            found = regex.fullmatch(name)
+            if found is None:
+                continue
+            matched = True
+            if name not in claimed:
+                claimed[name] = (position, int(found.group(1)) if found.groups() else 0)
+        if not matched:
+            raise ConfigError(f"layers pattern {pattern!r} matches no trainable parameter")
+    order = sorted(set(claimed.values()))
+    index = {key: rank for rank, key in enumerate(order)}
+    count = len(order)
+    return {name: index[claimed[name]] if name in claimed else count for name in names}, count
+
+
+def layer_lr_scales(names: Sequence[str], layers: Sequence[str], decay: float) -> dict[str, float]:
+    """Layer-wise lr decay (as in BEiT / MAE fine-tuning): ``decay ** (R - r)`` for a parameter of layer r.
+
+    With ``layers=("embed.*", "blocks.{i}.*")`` and blocks 0..11: embed has r = 0, block k has r = k + 1, the rest
+    (the head) r = R = 13; so the head trains at the full lr, block 11 at ``decay`` x lr, embed at ``decay**13``.
+    """
+    ranks, count = layer_ranks(names, layers)
+    return {name: decay ** (count - rank) for name, rank in ranks.items()}
+
+
+def _rule_patterns(rule: dict[str, Any], index: int) -> tuple[str, ...]:
+    patterns = rule.get("params")
+    if isinstance(patterns, str):
+        return (patterns,)
+    if isinstance(patterns, (tuple, list)) and patterns and all(isinstance(item, str) for item in patterns):
+        return tuple(patterns)
+    raise ConfigError(
+        f"param_groups[{index}] needs 'params': an fnmatch pattern of parameter names or a tuple of them, got "
+        f"{patterns!r}"
+    )
+
+
+def parameter_groups(
+    model: nn.Module,
+    weight_decay: float,
+    no_weight_decay: tuple[str, ...],
+    rules: Sequence[dict[str, Any]] = (),
+    layers: Sequence[str] = (),
+    layer_decay: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Trainable parameters in optimiser groups, one per distinct setting (``params``, ``weight_decay``,
+    ``lr_scale`` and any optimiser keyword of a rule).
+
+    A parameter takes the settings of the first of `rules` (`Recipe.param_groups`) whose ``params`` pattern
+    matches its name; its weight decay is the rule's ``weight_decay`` if given, else 0 when the name contains one
+    of the `no_weight_decay` substrings, else `weight_decay`; its ``lr_scale`` is the rule's (default 1) times its
+    `layer_lr_scales` factor. Groups are ordered by rule (parameters matching none last), then decayed before
+    not decayed, then from the input layer on; empty groups are left out.
+
+    Raises:
+        ConfigError: a rule without ``params``, or a pattern that matches no trainable parameter.
+    """
+    named = [(name, parameter) for name, parameter in model.named_parameters() if parameter.requires_grad]
+    names = [name for name, _ in named]
+    ranks = layer_ranks(names, layers)[0] if layers else dict.fromkeys(names, 0)
+    scales = layer_lr_scales(names, layers, layer_decay) if layers else dict.fromkeys(names, 1.0)
+    compiled = [[_name_regex(pattern) for pattern in _rule_patterns(rule, i)] for i, rule in enumerate(rules)]
+    used = [False] * len(rules)
+    keyed: dict[tuple, dict[str, Any]] = {}
+    first_rank: dict[tuple, int] = {}
+    for name, parameter in named:
+        position = next((i for i, regexes in enumerate(compiled) if any(r.fullmatch(name) for r in regexes)), None)
+        rule = rules[position] if position is not None else {}
+        if position is not None:
+            used[position] = True
+        excluded = "weight_decay" not in rule and any(pattern in name for pattern in no_weight_decay)
+        decay = rule.get("weight_decay", 0.0 if excluded else weight_decay)
+        scale = rule.get("lr_scale", 1.0) * scales[name]
+        extra = {key: value for key, value in rule.items() if key not in ("params", "weight_decay", "lr_scale")}
+        key = (len(rules) if position is None else position, decay == 0 and weight_decay != 0, decay, scale)
+        key += (repr(sorted(extra.items())),)
+        if key not in keyed:
+            keyed[key] = {"params": [], "weight_decay": decay, "lr_scale": scale, **extra}
+            first_rank[key] = ranks[name]
+        keyed[key]["params"].append(parameter)
+    for index, rule in enumerate(rules):
+        if not used[index]:
+            patterns = ", ".join(_rule_patterns(rule, index))
+            raise ConfigError(f"param_groups[{index}] pattern(s) {patterns} match no trainable parameter")
+    return [keyed[key] for key in sorted(keyed, key=lambda key: (key[0], key[1], first_rank[key]))]
+
+
+def _check_group_keys(recipe: Recipe) -> None:
+    optimizer = OPTIMIZERS[recipe.optimizer]
+    accepted = set(inspect.signature(optimizer).parameters) - {"params", "lr"}
+    for index, rule in enumerate(recipe.param_groups):
+        unknown = sorted(set(rule) - {"params", "lr_scale", "weight_decay"} - accepted)
+        if unknown:
+            raise ConfigError(
+                f"param_groups[{index}]: {recipe.optimizer!r} has no setting {', '.join(map(repr, unknown))}; valid: "
+                f"params, lr_scale, {', '.join(sorted(accepted))}"
+            )
 
 
 def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """The recipe's optimiser over `parameter_groups`, at the peak learning rate `recipe.lr`."""
-    groups = parameter_groups(model, recipe.weight_decay, recipe.no_weight_decay)
+    """The recipe's optimiser over `parameter_groups`; each group starts at ``recipe.lr * lr_scale``."""
+    _check_group_keys(recipe)
+    groups = parameter_groups(
+        model, recipe.weight_decay, recipe.no_weight_decay, recipe.param_groups, recipe.layers, recipe.layer_decay
+    )
     if not groups:
         raise ConfigError(f"model {recipe.model!r} has no trainable parameters")
+    for group in groups:
+        group["lr"] = recipe.lr * group["lr_scale"]
     try:
         return OPTIMIZERS[recipe.optimizer](groups, lr=recipe.lr, **recipe.optimizer_options)
     except (TypeError, ValueError) as error:

@@ -14,19 +14,26 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from zoo.train.errors import ConfigError
+from zoo.errors import ConfigError
 
 __all__ = ["load_plugin"]
 
 
 def load_plugin(plugin: str) -> ModuleType:
-    """Import `plugin` (a module name or a ``.py`` path) and return the module; `ConfigError` if it is missing."""
+    """Import `plugin` (a module name or a ``.py`` path) and return the module.
+
+    Raises:
+        ConfigError: the module or file is missing, or importing it fails (e.g. it registers a name that is
+            already registered); the message names the plugin and the error, the original error is chained.
+    """
     if plugin.endswith(".py") or "/" in plugin or "\\" in plugin:
         return _load_file(Path(plugin))
+    if importlib.util.find_spec(plugin.partition(".")[0]) is None:
+        raise ConfigError(f"plugin module {plugin!r} not found")
     try:
         return importlib.import_module(plugin)
-    except ModuleNotFoundError as error:
-        raise ConfigError(f"plugin module {plugin!r} not found ({error})") from None
+    except Exception as error:
+        raise ConfigError(f"plugin {plugin!r}: {type(error).__name__}: {error}") from error
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -42,7 +49,9 @@ def _load_file(path: Path) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as error:
         del sys.modules[name]
+        if isinstance(error, Exception):
+            raise ConfigError(f"plugin {str(path)!r}: {type(error).__name__}: {error}") from error
         raise
     return module

@@ -7,16 +7,14 @@ A recipe is data: families build one `Recipe` per paper setting and `register_re
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import fnmatch
-import types
 import typing
 from typing import Any
 
-from zoo.registry import type_name
-from zoo.train.errors import ConfigError
+from zoo.errors import ConfigError
+from zoo.names import NameTable
+from zoo.options import check_options
 
-__all__ = ["Recipe", "get_recipe", "list_recipes", "register_recipe", "replace_fields"]
+__all__ = ["RESERVED_NAMES", "Recipe", "get_recipe", "list_recipes", "register_recipe", "replace_fields"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +44,34 @@ class Recipe:
             within an epoch (like a per-epoch `torch.optim.lr_scheduler`). warmup_epochs: linear warm-up per
             iteration (may be fractional; the plateau multiplier applies on top). See `zoo.train.optim` for the
             exact formulas.
+        param_groups: per-parameter settings, each ``{"params": PATTERN or (PATTERN, ...), **settings}`` with fnmatch
+            patterns of parameter names (``model.named_parameters()``); a parameter takes the settings of the first
+            entry that matches it. Settings: ``lr_scale`` (multiplies the lr and its schedule), ``weight_decay``
+            (instead of the recipe's, `no_weight_decay` included) and any keyword of the optimiser (e.g.
+            ``betas``). Example: ``({"params": "frontend.*", "lr_scale": 0.1}, {"params": "*.bias",
+            "weight_decay": 0.0})``. Every pattern must match a trainable parameter.
+        layers, layer_decay: layer-wise learning-rate decay. `layers` are fnmatch patterns of parameter names from
+            the input to the output; ``{i}`` in a pattern matches a block number and gives each number its own
+            layer (``("embed.*", "blocks.{i}.*")``). A parameter in layer r of R (parameters matching no pattern,
+            e.g. the head, are layer R) gets ``lr_scale = layer_decay ** (R - r)`` (times its `param_groups`
+            scale); see `zoo.train.optim.layer_lr_scales`. ``layer_decay=1`` switches it off.
         epochs, batch_size: global batch size (split evenly over DDP processes; must divide by their number).
         drop_last: drop the last incomplete training batch.
         grad_clip: max global L2 norm of the gradients (``None``: no clipping).
         amp: autocast on CUDA with `amp_dtype` (``"bfloat16"``; ``"float16"`` also enables a GradScaler).
             Ignored on CPU.
+
+        after_step: step hooks run after every optimiser step, ``{registered name: options}`` in order (see
+            `zoo.train.hooks`): the default ``{"clamp_parameters": {}}`` applies the model's own parameter
+            constraints; e.g. ``after_step.ema={'momentum': 0.996}`` adds an EMA teacher update.
+
+    Data loading (per process; fields of the recipe because the right values depend on the dataset):
+        workers: data-loader worker processes (``None``: the command line's ``--workers``, default min(4, cores)).
+        pin_memory: page-locked host batches for faster copies to the GPU (``None``: on when training on CUDA).
+        persistent_workers: keep the worker processes between epochs (saves their start-up each epoch; then random
+            augmentations in the workers continue their streams across epochs instead of restarting from the
+            epoch's seed, so only a run resumed with the same setting and at an epoch boundary repeats them).
+        prefetch_factor: batches loaded ahead by each worker (``None``: PyTorch's default, 2).
 
     Loss and metrics:
         loss: registered loss name, called as ``loss(output, target, model, **loss_options)``.
@@ -91,6 +112,14 @@ class Recipe:
     batch_size: int = 32
     drop_last: bool = False
     grad_clip: float | None = None
+    param_groups: tuple[dict[str, Any], ...] = ()
+    layers: tuple[str, ...] = ()
+    layer_decay: float = 1.0
+    after_step: dict[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: {"clamp_parameters": {}})
+    workers: int | None = None
+    pin_memory: bool | None = None
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
     amp: bool = True
     amp_dtype: str = "bfloat16"
     loss: str = "cross_entropy"
@@ -111,94 +140,39 @@ class Recipe:
         return replace_fields(cls(name=values["name"], model=values["model"], dataset=values["dataset"]), values)
 
 
-_RECIPES: dict[str, Recipe] = {}
+RESERVED_NAMES = ("show",)
+"""Words of the ``python -m zoo.train`` command line that cannot be recipe names."""
+
+_RECIPES: NameTable[Recipe] = NameTable("recipe")
 
 
 def register_recipe(recipe: Recipe) -> Recipe:
-    """Add `recipe` to the registry under `recipe.name` (a name can be registered once)."""
+    """Add `recipe` to the registry under `recipe.name` (`ConfigError` if the name is taken or reserved)."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"register_recipe expects a Recipe, got {type(recipe).__name__}")
-    if recipe.name in _RECIPES:
-        raise ValueError(f"recipe {recipe.name!r} is already registered")
-    _RECIPES[recipe.name] = recipe
-    return recipe
-
-
-def _load_family_recipes() -> None:
-    import zoo.train.recipes  # noqa: F401  (imported for its registration side effect)
+    if recipe.name in RESERVED_NAMES:
+        raise ConfigError(f"{recipe.name!r} is a command of python -m zoo.train and cannot name a recipe")
+    return _RECIPES.add(recipe.name, recipe)
 
 
 def list_recipes(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered recipes, optionally filtered by an fnmatch pattern."""
-    _load_family_recipes()
-    names = sorted(_RECIPES)
-    return names if pattern is None else [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    return _RECIPES.names(pattern)
 
 
 def get_recipe(name: str) -> Recipe:
     """The registered recipe `name`; an unknown name raises `ConfigError` listing the closest names."""
-    _load_family_recipes()
-    if name not in _RECIPES:
-        close = difflib.get_close_matches(name, list(_RECIPES), n=5, cutoff=0.4)
-        hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(sorted(_RECIPES)) or '(none)'}"
-        raise ConfigError(f"unknown recipe {name!r}; {hint}")
-    return _RECIPES[name]
-
-
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(Recipe)
+    return _RECIPES.get(name)
 
 
 def replace_fields(recipe: Recipe, values: dict[str, Any]) -> Recipe:
-    """`recipe` with the fields in `values` replaced, after checking names and types.
+    """`recipe` with the fields in `values` replaced, after checking names and types (`zoo.options`).
 
-    Values are coerced where the intent is unambiguous: int -> float for float fields, list -> tuple for tuple
-    fields, and a comma-separated string -> tuple of strings for ``tuple[str, ...]`` fields.
+    Typed values convert only where the intent is unambiguous (int -> float, list <-> tuple); strings are parsed
+    with the field's type hint as on the command line (``metrics="accuracy,top5"`` -> ``("accuracy", "top5")``).
     """
-    types_by_field = _field_types()
-    checked = {}
-    for key, value in values.items():
-        if key not in types_by_field:
-            close = difflib.get_close_matches(key, list(types_by_field), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ConfigError(f"unknown recipe field {key!r}{hint}; fields: {', '.join(types_by_field)}")
-        checked[key] = _coerce(key, value, types_by_field[key])
+    try:
+        checked = check_options(values, typing.get_type_hints(Recipe), kind="recipe field", parse=True)
+    except TypeError as error:
+        raise ConfigError(str(error)) from None
     return dataclasses.replace(recipe, **checked)
-
-
-def _coerce(key: str, value: Any, expected: Any) -> Any:
-    options = typing.get_args(expected) if typing.get_origin(expected) in (typing.Union, types.UnionType) else ()
-    candidates = options or (expected,)
-    for candidate in candidates:
-        converted = _convert(value, candidate)
-        if converted is not _MISMATCH:
-            return converted
-    raise ConfigError(f"recipe field {key!r} expects {type_name(expected)}, got {type(value).__name__} {value!r}")
-
-
-_MISMATCH = object()
-
-
-def _convert(value: Any, expected: Any) -> Any:
-    origin = typing.get_origin(expected)
-    if expected is type(None):
-        return value if value is None else _MISMATCH
-    if expected is bool:
-        return value if isinstance(value, bool) else _MISMATCH
-    if expected is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _MISMATCH
-    if expected is float:
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else _MISMATCH
-    if expected is str:
-        return value if isinstance(value, str) else _MISMATCH
-    if origin is tuple:
-        item_type = typing.get_args(expected)[0]
-        if isinstance(value, str) and item_type is str:
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
-        if not isinstance(value, (tuple, list)):
-            return _MISMATCH
-        items = tuple(_convert(item, item_type) for item in value)
-        return _MISMATCH if any(item is _MISMATCH for item in items) else items
-    if origin is dict:
-        return dict(value) if isinstance(value, dict) else _MISMATCH
-    return value if isinstance(value, expected) else _MISMATCH

@@ -1,49 +1,56 @@
-"""Registries of datasets, losses and metrics that recipes refer to by name, with the built-in entries.
+"""Registries of the losses, metrics and step hooks that recipes refer to by name (datasets: `zoo.datasets`).
 
-- dataset: ``factory(root, split, **options) -> torch.utils.data.Dataset`` yielding ``(input, target)`` items,
-  input batch-first minus the batch axis; split is ``"train"``, ``"val"`` or ``"test"``. If the dataset has a
-  ``collate_fn`` attribute, loaders batch with it (e.g. to pad variable-length sequences). A factory raising
-  OSError/ValueError/KeyError/TypeError is reported as a configuration error naming the split.
+This module registers nothing and imports no family: the shared losses live in `zoo.train.losses`, the
+shared metrics in `zoo.train.metrics`, the shared step hooks in `zoo.train.hooks`, family ones in
+``zoo/train/recipes/<family>.py``; importing `zoo.train` imports all of them once. Registering a name twice (e.g.
+a ``--plugin`` reusing a built-in name) is a `ConfigError`.
+
 - loss: ``fn(output, target, model, **options) -> Tensor`` (scalar, mean over the batch). `model` is the bare
-  model (never the DDP wrapper), so a loss can read e.g. ``model.firing_rates()`` for a spike regulariser.
+  model (never the DDP wrapper), so a loss can read e.g. ``zoo.spike_penalty(model)`` for a spike regulariser.
 - metric: ``fn(output, target) -> (sum, count)`` for one batch, as tensors on the output's device; the engine
   reports sum / count over the epoch (summed across DDP processes). `higher_is_better` tells best-checkpoint
   selection the direction. ``"loss"`` is always reported (lower is better) and needs no registration.
+- step hook: ``fn(model, step, total_steps, **options) -> None``, run by the engine after every optimiser step,
+  in the order of the recipe's ``after_step`` mapping ``{hook name: options}``, under ``torch.no_grad()``, on the
+  bare model. `step` counts the optimiser steps taken so far including this one (1, 2, ...), `total_steps` is the
+  run's planned number (epochs x steps per epoch). A hook keeps its state (e.g. an EMA teacher's weights) in the
+  model's parameters or buffers, so checkpoints and resumption carry it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from zoo.train.errors import ConfigError
+from zoo.errors import ConfigError
+from zoo.names import NameTable
 
 __all__ = [
-    "DatasetFactory",
     "LossFn",
     "MetricEntry",
     "MetricFn",
+    "StepHook",
     "check_options",
-    "get_dataset",
     "get_loss",
     "get_metric",
+    "get_step_hook",
     "higher_is_better",
+    "list_losses",
+    "list_metrics",
+    "list_step_hooks",
     "logits_of",
-    "register_dataset",
     "register_loss",
     "register_metric",
+    "register_step_hook",
 ]
 
-DatasetFactory = Callable[..., torch.utils.data.Dataset]
 LossFn = Callable[..., torch.Tensor]
 MetricFn = Callable[[Any, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+StepHook = Callable[..., None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,32 +62,16 @@ class MetricEntry:
     higher_is_better: bool
 
 
-_DATASETS: dict[str, DatasetFactory] = {}
-_LOSSES: dict[str, LossFn] = {}
-_METRICS: dict[str, MetricEntry] = {}
-
-
-def _register(table: dict[str, Any], kind: str, name: str, value: Any) -> None:
-    if name in table:
-        raise ValueError(f"{kind} {name!r} is already registered")
-    table[name] = value
-
-
-def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Decorator registering ``factory(root, split, **options) -> Dataset`` under `name`."""
-
-    def decorator(factory: DatasetFactory) -> DatasetFactory:
-        _register(_DATASETS, "dataset", name, factory)
-        return factory
-
-    return decorator
+_LOSSES: NameTable[LossFn] = NameTable("loss")
+_METRICS: NameTable[MetricEntry] = NameTable("metric")
+_STEP_HOOKS: NameTable[StepHook] = NameTable("step hook")
 
 
 def register_loss(name: str) -> Callable[[LossFn], LossFn]:
     """Decorator registering ``fn(output, target, model, **options) -> scalar Tensor`` under `name`."""
 
     def decorator(fn: LossFn) -> LossFn:
-        _register(_LOSSES, "loss", name, fn)
+        _LOSSES.add(name, fn, fn.__module__)
         return fn
 
     return decorator
@@ -94,36 +85,50 @@ def register_metric(name: str, *, higher_is_better: bool = True) -> Callable[[Me
     """
 
     def decorator(fn: MetricFn) -> MetricFn:
-        _register(_METRICS, "metric", name, MetricEntry(name, fn, higher_is_better))
+        _METRICS.add(name, MetricEntry(name, fn, higher_is_better), getattr(fn, "__module__", "?"))
         return fn
 
     return decorator
 
 
-def _lookup(table: dict[str, Any], kind: str, name: str) -> Any:
-    from zoo.train.recipe import list_recipes
+def register_step_hook(name: str) -> Callable[[StepHook], StepHook]:
+    """Decorator registering ``fn(model, step, total_steps, **options)`` under `name` (see the module docstring)."""
 
-    list_recipes()  # importing the family recipes registers their datasets, losses and metrics
-    if name not in table:
-        close = difflib.get_close_matches(name, list(table), n=5, cutoff=0.4)
-        hint = f"closest: {', '.join(close)}" if close else f"available: {', '.join(sorted(table)) or '(none)'}"
-        raise ConfigError(f"unknown {kind} {name!r}; {hint}")
-    return table[name]
+    def decorator(fn: StepHook) -> StepHook:
+        _STEP_HOOKS.add(name, fn, fn.__module__)
+        return fn
 
-
-def get_dataset(name: str) -> DatasetFactory:
-    """The dataset factory registered as `name` (`ConfigError` if unknown)."""
-    return _lookup(_DATASETS, "dataset", name)
+    return decorator
 
 
 def get_loss(name: str) -> LossFn:
     """The loss registered as `name` (`ConfigError` if unknown)."""
-    return _lookup(_LOSSES, "loss", name)
+    return _LOSSES.get(name)
 
 
 def get_metric(name: str) -> MetricEntry:
     """The metric registered as `name` (`ConfigError` if unknown)."""
-    return _lookup(_METRICS, "metric", name)
+    return _METRICS.get(name)
+
+
+def get_step_hook(name: str) -> StepHook:
+    """The step hook registered as `name` (`ConfigError` if unknown)."""
+    return _STEP_HOOKS.get(name)
+
+
+def list_losses(pattern: str | None = None) -> list[str]:
+    """Sorted registered loss names (fnmatch `pattern` optional)."""
+    return _LOSSES.names(pattern)
+
+
+def list_metrics(pattern: str | None = None) -> list[str]:
+    """Sorted registered metric names (fnmatch `pattern` optional)."""
+    return _METRICS.names(pattern)
+
+
+def list_step_hooks(pattern: str | None = None) -> list[str]:
+    """Sorted registered step-hook names (fnmatch `pattern` optional)."""
+    return _STEP_HOOKS.names(pattern)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -150,16 +155,3 @@ def check_options(fn: Callable[..., Any], what: str, leading: tuple[Any, ...], o
 def logits_of(output: Any) -> torch.Tensor:
     """The logits of a model output: the tensor itself or the first item of a tuple/list."""
     return output[0] if isinstance(output, (tuple, list)) else output
-
-
-@register_loss("cross_entropy")
-def cross_entropy(output: Any, target: torch.Tensor, model: nn.Module, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean cross-entropy of logits ``[B, C]`` (or the first item of a tuple output) against class indices ``[B]``."""
-    return F.cross_entropy(logits_of(output).float(), target, label_smoothing=label_smoothing)
-
-
-@register_metric("accuracy", higher_is_better=True)
-def accuracy(output: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-1 accuracy (fraction in [0, 1]) of logits ``[B, C]`` against class indices ``[B]``: (correct, count)."""
-    correct = (logits_of(output).argmax(dim=-1) == target).sum()
-    return correct, torch.full((), target.shape[0], device=target.device)

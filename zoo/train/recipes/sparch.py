@@ -47,16 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.datasets import SHD, SSC, HeidelbergDigits, SpeechCommands
-from zoo.train import Recipe, register_dataset, register_loss, register_recipe
-from zoo.train.registries import logits_of
+from zoo.train.recipe import Recipe, register_recipe
+from zoo.train.registries import logits_of, register_loss
 
 __all__ = ["SPARCH_DEFAULTS", "sparch_loss"]
-
-register_dataset("shd")(SHD)
-register_dataset("ssc")(SSC)
-register_dataset("heidelberg-digits")(HeidelbergDigits)
-register_dataset("speech-commands")(SpeechCommands)
 
 
 @register_loss("sparch")

@@ -32,14 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.datasets import DVSLip
 from zoo.layers.spike_record import PenaltyWeighting, spike_penalty
-from zoo.train import Recipe, register_dataset, register_loss, register_recipe
-from zoo.train.registries import logits_of
+from zoo.train.recipe import Recipe, register_recipe
+from zoo.train.registries import logits_of, register_loss
 
 __all__ = ["SPIKGRU_DVSLIP", "spikgru_loss"]
-
-register_dataset("dvslip")(DVSLip)
 
 
 @register_loss("spikgru")

@@ -1,4 +1,4 @@
-"""StereoSpike (urancon/StereoSpike; Rançon et al. 2021) on MVSEC indoor_flying: loss, metrics, recipes.
+"""StereoSpike (urancon/StereoSpike; Rançon et al. 2021) on MVSEC indoor_flying: loss and recipes.
 
 ==============================  ===================================  ==============================================
 recipe                          model                                data
@@ -9,11 +9,11 @@ recipe                          model                                data
 
 Settings of the reference ``train.py``: Adam (lr 2e-4, default betas, no weight decay), batch 1 (drop_last), fp32,
 70 epochs with the lr halved after epochs 8, 42 and 60, loss = scale-invariant + 0.5 x gradient matching on all
-four outputs (no spike penalty), best **validation** MDE kept (the 200 fixed validation samples of the held-out
-sequence), test MDE reported by ``python -m zoo.evaluate``. Paper v2 instead says 30 epochs with the lr divided
-by 10 at epochs 10, 25 and 40 (``epochs=30 step_milestones=(10,25,40) step_gamma=0.1``). Other splits:
-``data.split_index=2``; the equivalent ANN: ``--model stereospike-ann``; the paper's spike penalty:
-``loss.spike_penalty=0.5``.
+four outputs (no spike penalty), metrics MDE and 1PA (`zoo.train.metrics`), best **validation** MDE kept (the 200
+fixed validation samples of the held-out sequence), test MDE reported by ``python -m zoo.evaluate``. Paper v2
+instead says 30 epochs with the lr divided by 10 at epochs 10, 25 and 40 (``epochs=30 step_milestones=(10,25,40)
+step_gamma=0.1``). Other splits: ``data.split_index=2``; the equivalent ANN: ``--model stereospike-ann``; the
+paper's spike penalty: ``loss.spike_penalty=0.5``.
 """
 
 from __future__ import annotations
@@ -22,22 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.datasets import MVSEC
 from zoo.layers.spike_record import spike_penalty as recorded_spike_penalty
-from zoo.train import Recipe, register_dataset, register_loss, register_metric, register_recipe
+from zoo.train.recipe import Recipe, register_recipe
+from zoo.train.registries import register_loss
 
-__all__ = [
-    "DISPARITY_CONSTANT",
-    "depth_loss",
-    "gradient_matching_loss",
-    "mean_depth_error",
-    "one_pixel_accuracy",
-    "scale_invariant_loss",
-]
-
-DISPARITY_CONSTANT = 7.0 * 19.941772  # focal length (px) x baseline (m) of MVSEC's DAVIS pair, as Tulyakov et al.
-
-register_dataset("mvsec")(MVSEC)
+__all__ = ["depth_loss", "gradient_matching_loss", "scale_invariant_loss"]
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
@@ -92,32 +81,6 @@ def depth_loss(
     if spike_penalty:
         total = total + spike_penalty * recorded_spike_penalty(model)
     return total
-
-
-def _per_frame_mean(values: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum over frames of the per-frame mean over valid pixels, number of frames with a valid pixel)."""
-    counts = valid.flatten(1).sum(1)
-    sums = torch.where(valid, values, torch.zeros_like(values)).flatten(1).sum(1)
-    has_pixels = counts > 0
-    return (sums[has_pixels] / counts[has_pixels]).sum(), has_pixels.sum()
-
-
-@register_metric("mde", higher_is_better=False)
-def mean_depth_error(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean Depth Error in cm of the final prediction: per-frame mean |D - D_gt| over valid pixels, mean over frames."""
-    valid = ~torch.isnan(target)
-    error = (output[:, -1:].float() - torch.nan_to_num(target)).abs() * 100.0
-    return _per_frame_mean(error, valid)
-
-
-@register_metric("1pa", higher_is_better=True)
-def one_pixel_accuracy(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """1PA in %: valid pixels whose disparity (7 x 19.941772 / depth) is off by at most 1 px; mean over frames."""
-    valid = ~torch.isnan(target)
-    predicted = DISPARITY_CONSTANT / output[:, -1:].float()
-    truth = DISPARITY_CONSTANT / torch.nan_to_num(target, nan=1.0)
-    within = ((predicted - truth).abs() <= 1.0).float() * 100.0
-    return _per_frame_mean(within, valid)
 
 
 _PAPER_TRAINING = {
