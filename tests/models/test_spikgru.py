@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import zoo
 from zoo.convert import convert_state_dict
 from zoo.layers.leaky_integrator import leaky_integrate
-from zoo.layers.spiking_resnet import LIFNeuron, NeuronSettings
+from zoo.layers.lif import LIFNeuron, NeuronSettings
 
 MODELS = [
     "spikgru2plus",

@@ -10,6 +10,17 @@ Heads:
 - ``gru``: `torch.nn.GRU` (the original's hybrid and ANN baselines).
 - ``leaky_fc``: the "frontend only" model: a stateful-synapse leaky integrator readout.
 
+Frontend (`spikgru_frontend`): the shared lip-reading trunk `zoo.layers.lipreading_resnet.LipReadingResNet18` with
+- LIF neurons (`zoo.layers.lif`) after the stem and in every block: u_t = alpha_c u_{t-1} + I_t - th s_{t-1},
+  learnable alpha per channel; residual blocks add their shortcut to the *current* of their second LIF;
+- 3x3/2 average pooling + IF neurons (alpha = 1) after the stem, global average pooling + IF at the end (the pool
+  is torch's average, window sum / 9 in float32 with padding counted, which the IF membrane integrates exactly as
+  the original does);
+- the original's initialisation: SNN U(+-sqrt(6 / fan_in)); ANN N(0, 2 / fan_out) with zero bias.
+``spiking_frontend=False`` gives the ANN twin of the original ``-a`` mode: ReLU instead of LIF, plain pooling,
+and (with ``batch_norm=False``) biased convolutions. Stage sizes for the 88x88 input: stem 64x44x44, pool 64x22x22,
+layer2 64x22x22, layer3 128x11x11, layer4 256x6x6, layer5 512x3x3, global pool 512.
+
 Recording: every spiking layer ends in a `zoo.layers.spike_record.SpikeRecord` (module name ``...activity``, or
 ``frontend.pool.neuron`` / ``frontend.global_pool.neuron`` in the ANN twin). `zoo.firing_rates(model)` gives 22
 rates (stem, pool, mid and output of 8 blocks, global pool, 3 GRU layers), 19 for the FC model, 20 for `nn.GRU`
@@ -27,9 +38,10 @@ time order; ``reverse_backward_output=True`` restores the original's layout (onl
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -39,21 +51,62 @@ from torch import nn
 from zoo.convert import register_converter
 from zoo.kernels import spikgru_scan
 from zoo.layers.leaky_integrator import leaky_integrate
+from zoo.layers.lif import LEAK_INIT, LIFNeuron, NeuronSettings, ReLUNeuron
+from zoo.layers.lipreading_resnet import FramePool, LipReadingResNet18, PooledActivation
 from zoo.layers.spike_record import SpikeRecord
-from zoo.layers.spiking_resnet import LEAK_INIT, NeuronSettings, SpikingResNet18Frontend
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
     "LeakyFCReadout",
-    "convert_spikgru",
     "SpikGRUDirection",
     "SpikGRUHead",
     "SpikGRULayer",
     "SpikGRUNet",
     "TorchGRUHead",
+    "convert_spikgru",
+    "spikgru_frontend",
 ]
 
 Head = Literal["spikgru", "gru", "leaky_fc"]
+
+
+def _conv_init(conv: nn.Module, spiking: bool) -> None:
+    """The original's initialisation: SNN U(+-sqrt(6 / fan_in)); ANN N(0, 2 / fan_out) with zero bias."""
+    kernel = math.prod(conv.kernel_size)
+    if spiking:
+        bound = math.sqrt(6.0 / (conv.in_channels * kernel))
+        nn.init.uniform_(conv.weight, -bound, bound)
+    else:
+        nn.init.normal_(conv.weight, std=math.sqrt(2.0 / (conv.out_channels * kernel)))
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+
+def spikgru_frontend(settings: NeuronSettings, batch_norm: bool = True) -> LipReadingResNet18:
+    """SpikGRU's spiking ResNet-18 (or its ReLU twin): event frames [B, T, 2, 88, 88] -> features [T, B, 512].
+
+    Every LIF layer enters the spike penalty; the IF neurons after the poolings are reported as rates only.
+    """
+
+    def activation(channels: int) -> nn.Module:
+        return LIFNeuron(channels, settings) if settings.spiking else ReLUNeuron()
+
+    def pooling(kernel_size: int | None, stride: int) -> Callable[[int], nn.Module]:
+        def factory(channels: int) -> nn.Module:
+            pool = FramePool("avg", kernel_size, stride, 0 if kernel_size is None else kernel_size // 2)
+            if settings.spiking:
+                return PooledActivation(pool, LIFNeuron(channels, settings, learnable_leak=False, penalty_terms=0))
+            return PooledActivation(pool, SpikeRecord(spikes=False))
+
+        return factory
+
+    return LipReadingResNet18(
+        activation,
+        stem_pool=pooling(3, 2),
+        global_pool=pooling(None, 1),
+        batch_norm=batch_norm,
+        conv_init=functools.partial(_conv_init, spiking=settings.spiking),
+    )
 
 
 class SpikGRUDirection(nn.Module):
@@ -296,7 +349,7 @@ class SpikGRUNet(nn.Module):
         self.reverse_backward_output = reverse_backward_output and head == "spikgru" and bidirectional
         self.double_dropout = double_dropout
         settings = NeuronSettings(spiking_frontend, frontend_signed, threshold, gamma)
-        self.frontend = SpikingResNet18Frontend(settings, batch_norm)
+        self.frontend = spikgru_frontend(settings, batch_norm)
         features = self.frontend.out_features
         self.dropout = nn.Dropout(dropout)
         if head == "leaky_fc":
@@ -374,8 +427,8 @@ OUTPUTS = {
         description="time mean of the per-step linear readout (forward_steps gives [B, T, C])",
     )
 }
-SMALL = SmallConfig(overrides={"hidden_size": 16, "num_layers": 1})
-"""Registry-wide tests: a 1-layer head of 16 units (the ResNet-18 front-end keeps its size)."""
+SMALL = SmallConfig(overrides={"hidden_size": 16, "num_layers": 1}, sizes={"T": 2})
+"""Registry-wide tests: 2 time bins and a 1-layer head of 16 units (the ResNet-18 front-end keeps its size)."""
 
 SPIKGRU_VARIANTS = {
     "spikgru2plus": dict(gates=2, head_signed=True, frontend_signed=False),

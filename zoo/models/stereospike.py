@@ -25,13 +25,15 @@ the reference fixture) describes; with T > 1 the neurons integrate over the wind
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional, neuron, surrogate
+from spikingjelly.activation_based.functional import seq_to_ann_forward
 from torch import nn
 
 from zoo.convert import register_converter
@@ -56,10 +58,9 @@ DECODER_KERNEL = 5
 HEAD_KERNEL = 3
 
 
-def _fold_time(module: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
-    """Apply a stateless per-frame `module` to every step of `x_seq` [T, B, ...]."""
-    out = module(x_seq.flatten(0, 1))
-    return out.unflatten(0, x_seq.shape[:2])
+def _frame_conv(conv: nn.Module, size: tuple[int, int] | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The per-frame map of a conv layer: `conv` itself, or an upsampling conv bound to its output `size`."""
+    return conv if size is None else functools.partial(conv, size=size)
 
 
 class NearestUpsampleConv(nn.Module):
@@ -124,11 +125,7 @@ class SpikingConv(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """x_seq: [T, B, C_in, h, w] -> spikes [T, B, C_out, h', w'] (`size` only for upsampling convs)."""
-        if size is None:
-            current = _fold_time(self.conv, x_seq)
-        else:
-            current = self.conv(x_seq.flatten(0, 1), size).unflatten(0, x_seq.shape[:2])
-        return self.neuron(current)
+        return self.neuron(seq_to_ann_forward(x_seq, _frame_conv(self.conv, size)))
 
 
 class AnalogConv(nn.Module):
@@ -142,9 +139,7 @@ class AnalogConv(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         """x_seq: [T, B, C_in, h, w] -> [T, B, C_out, h', w'] (time folded into the batch)."""
-        frames = x_seq.flatten(0, 1)
-        out = self.conv(frames) if size is None else self.conv(frames, size)
-        return self.norm(self.activation(out)).unflatten(0, x_seq.shape[:2])
+        return seq_to_ann_forward(x_seq, [_frame_conv(self.conv, size), self.activation, self.norm])
 
 
 class SEWBlock(nn.Module):
@@ -173,7 +168,7 @@ class DepthHead(nn.Module):
 
     def forward(self, x_seq: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """x_seq: [T, B, C, h, w] -> current into the output integrator, summed over T: [B, 1, *size]."""
-        current = self.up(x_seq.flatten(0, 1), size).unflatten(0, x_seq.shape[:2])
+        current = seq_to_ann_forward(x_seq, _frame_conv(self.up, size))
         if self.gain != 1.0:
             current = current * self.gain
         return current.sum(0)
