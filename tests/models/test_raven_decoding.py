@@ -77,11 +77,10 @@ def brute_force(decoder: RAVEnDecoder, memory: torch.Tensor, ctc_log_probs: torc
                 score = (1 - weight) * sum(att) + weight * math.log(max(full.get(units, 0.0), 1e-300))
                 if score > best_score:
                     best, best_score = list(units), score
-            if length >= 1 and length <= frames:  # cut at step T (only length == T reaches it)
-                if length == frames:
-                    score = (1 - weight) * sum(att[:-1]) + weight * math.log(max(prefix(units), 1e-300))
-                    if score > best_score:
-                        best, best_score = list(units), score
+            if length == frames:  # still running at step T: cut there, scored as a prefix
+                score = (1 - weight) * sum(att[:-1]) + weight * math.log(max(prefix(units), 1e-300))
+                if score > best_score:
+                    best, best_score = list(units), score
     return best
 
 
