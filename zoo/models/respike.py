@@ -44,7 +44,7 @@ from torch.utils.checkpoint import checkpoint
 
 from zoo.convert import register_converter
 from zoo.layers.spike_record import SpikeRecord
-from zoo.registry import TensorSpec, register_model
+from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
     "CrossAttentionFusion",
@@ -63,7 +63,8 @@ Backbone = Literal["resnet18", "resnet50"]
 
 LIF_TAU = 1.0 / (1.0 - 0.25)
 """The reference's tau = 1 / (1 - 0.25) = 4/3: the membrane keeps 25 % per step and the input is scaled by 0.75."""
-SNN_WIDTHS = (64, 128, 256, 512)
+SNN_BASE_WIDTHS = (16, 32, 64, 128)
+"""SNN stage widths at width_mult = 1; the reference builds width_mult = 4 (64-128-256-512)."""
 HEAD_DIM = 32
 GROUPNORM_GROUPS = 32
 SIZE_MULTIPLE = 32
@@ -238,10 +239,11 @@ class CrossAttentionFusion(nn.Module):
 
 
 class SpikingResidualBranch(nn.Module):
-    """The SNN branch with its four fusions: residual steps ``[S, N, 3, H, W]`` + ANN stage maps -> ``[S, N, 512, H/32,
-    W/32]`` (per step, before the time mean).
+    """The SNN branch with its four fusions: residual steps ``[S, N, 3, H, W]`` + ANN stage maps -> ``[S, N, C_4, H/32,
+    W/32]`` (per step, before the time mean; C_4 = 512 at the reference's width_mult 4).
 
     Args:
+        widths: channels of the four SNN stages (64-128-256-512 in the reference; multiples of 32).
         context_channels: channels of the four ANN stage maps (64-128-256-512 for ResNet-18, 256-..-2048 for ResNet-50).
         downsample: pool stages 1-2 (and their contexts) to H/16 for the fusion and upsample back; else skip fusion 1.
         execution: ``"multistep"`` (all steps per layer) or ``"reference"`` (loop over single steps, as the original).
@@ -249,25 +251,33 @@ class SpikingResidualBranch(nn.Module):
     """
 
     def __init__(
-        self, context_channels: tuple[int, ...], downsample: bool, execution: Execution, checkpoint_fusion: bool
+        self,
+        widths: tuple[int, ...],
+        context_channels: tuple[int, ...],
+        downsample: bool,
+        execution: Execution,
+        checkpoint_fusion: bool,
     ) -> None:
         super().__init__()
+        if any(width % HEAD_DIM for width in widths):
+            raise ValueError(f"ReSpike SNN widths {widths} must be multiples of {HEAD_DIM} (heads of 32 channels)")
         self.downsample = downsample
         self.execution = execution
         self.checkpoint_fusion = checkpoint_fusion
-        self.stem_conv = nn.Conv2d(3, SNN_WIDTHS[0], 3, 2, 1, bias=False)
-        self.stem_bn = StepwiseBatchNorm2d(SNN_WIDTHS[0])
-        widths = (SNN_WIDTHS[0], *SNN_WIDTHS)
+        self.stem_conv = nn.Conv2d(3, widths[0], 3, 2, 1, bias=False)
+        self.stem_bn = StepwiseBatchNorm2d(widths[0])
+        channels = (widths[0], *widths)
         self.layers = nn.ModuleList(
             nn.Sequential(
-                SpikingPreActBlock(widths[i], widths[i + 1], 2), SpikingPreActBlock(widths[i + 1], widths[i + 1], 1)
+                SpikingPreActBlock(channels[i], channels[i + 1], 2),
+                SpikingPreActBlock(channels[i + 1], channels[i + 1], 1),
             )
-            for i in range(len(SNN_WIDTHS))
+            for i in range(len(widths))
         )
         self.fusions = nn.ModuleList(
-            CrossAttentionFusion(width, context) for width, context in zip(SNN_WIDTHS, context_channels, strict=True)
+            CrossAttentionFusion(width, context) for width, context in zip(widths, context_channels, strict=True)
         )
-        factors = DOWNSAMPLE_POOL if downsample else (1,) * len(SNN_WIDTHS)
+        factors = DOWNSAMPLE_POOL if downsample else (1,) * len(widths)
         self.fusion_pools = nn.ModuleList(nn.AvgPool2d(f) if f > 1 else nn.Identity() for f in factors)
         self.fusion_upsamples = nn.ModuleList(
             nn.Upsample(scale_factor=float(f), mode="bilinear", align_corners=False) if f > 1 else nn.Identity()
@@ -361,7 +371,7 @@ class ReSpike(nn.Module):
         self.snn = snn
         self.key_frame_stride = key_frame_stride
         self.group_logits = group_logits
-        self.fc = nn.Linear(_stage_channels(ann)[-1] + SNN_WIDTHS[-1], num_classes)
+        self.fc = nn.Linear(_stage_channels(ann)[-1] + snn.stem_conv.out_channels * 8, num_classes)
 
     def split_clip(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """clip ``[B, T, 3, H, W]`` -> key frames ``[B G, 3, H, W]``, residuals ``[s - 1, B G, 3, H, W]`` (time first).
@@ -446,9 +456,11 @@ def _respike(
     ann_weights: str | None,
     checkpoint_fusion: bool,
     execution: Execution,
+    width_mult: int,
 ) -> ReSpike:
     ann = ResNetStages(_torchvision_resnet(backbone, ann_weights))
-    snn = SpikingResidualBranch(_stage_channels(ann), downsample, execution, checkpoint_fusion)
+    widths = tuple(width * width_mult for width in SNN_BASE_WIDTHS)
+    snn = SpikingResidualBranch(widths, _stage_channels(ann), downsample, execution, checkpoint_fusion)
     return ReSpike(ann, snn, num_classes, key_frame_stride, group_logits)
 
 
@@ -469,6 +481,7 @@ _INPUTS = {
         shape=("B", "T", 3, "H", "W"),
         axes=_AXES,
         description="RGB frames scaled to [0, 1], then normalised with the ImageNet mean and std per channel",
+        sizes={"B": 32, "T": 16, "H": 224, "W": 224},
     )
 }
 _OUTPUTS = {
@@ -491,11 +504,21 @@ _OPTIONS_DOC = """
             downloaded); None: random init.
         checkpoint_fusion: gradient checkpointing of the fusion transformer blocks (less memory, more compute).
         execution: "multistep" (default) or "reference" (the original's single-step loop with checkpointing).
+        width_mult: SNN widths 16 x width_mult per stage (4 in every published configuration; an even number, as
+            the fusions' heads have 32 channels; 2 is the small test configuration).
 """
+SMALL = SmallConfig(overrides={"width_mult": 2}, sizes={"H": 32, "W": 32})
+"""Registry-wide tests: half-width SNN branch (about 16 M parameters with ResNet-18), 32 x 32 frames, T = 4."""
 
 
 @register_model(
-    "respike-resnet50", family="respike", paper=_PAPER, citation=_CITATION, inputs=_INPUTS, outputs=_OUTPUTS
+    "respike-resnet50",
+    family="respike",
+    paper=_PAPER,
+    citation=_CITATION,
+    inputs=_INPUTS,
+    outputs=_OUTPUTS,
+    small=SMALL,
 )
 def respike_resnet50(
     num_classes: int = 51,
@@ -505,15 +528,30 @@ def respike_resnet50(
     ann_weights: str | None = None,
     checkpoint_fusion: bool = False,
     execution: Execution = "multistep",
+    width_mult: int = 4,
 ) -> ReSpike:
     """ReSpike with a ResNet-50 ANN branch, the README's configuration (44,580,339 parameters at 51 classes)."""
     return _respike(
-        "resnet50", num_classes, key_frame_stride, downsample, group_logits, ann_weights, checkpoint_fusion, execution
+        "resnet50",
+        num_classes,
+        key_frame_stride,
+        downsample,
+        group_logits,
+        ann_weights,
+        checkpoint_fusion,
+        execution,
+        width_mult,
     )
 
 
 @register_model(
-    "respike-resnet18", family="respike", paper=_PAPER, citation=_CITATION, inputs=_INPUTS, outputs=_OUTPUTS
+    "respike-resnet18",
+    family="respike",
+    paper=_PAPER,
+    citation=_CITATION,
+    inputs=_INPUTS,
+    outputs=_OUTPUTS,
+    small=SMALL,
 )
 def respike_resnet18(
     num_classes: int = 51,
@@ -523,10 +561,19 @@ def respike_resnet18(
     ann_weights: str | None = None,
     checkpoint_fusion: bool = False,
     execution: Execution = "multistep",
+    width_mult: int = 4,
 ) -> ReSpike:
     """ReSpike with a ResNet-18 ANN branch (the reference's argparse default; 30,081,523 parameters at 51 classes)."""
     return _respike(
-        "resnet18", num_classes, key_frame_stride, downsample, group_logits, ann_weights, checkpoint_fusion, execution
+        "resnet18",
+        num_classes,
+        key_frame_stride,
+        downsample,
+        group_logits,
+        ann_weights,
+        checkpoint_fusion,
+        execution,
+        width_mult,
     )
 
 
