@@ -9,6 +9,8 @@ the same:
 - `check_options(options, hints)`: both of the above for a mapping of options, plus the closest-name hint for an
   unknown key.
 - `unknown_name(kind, name, known)`: the message for a failed lookup, naming the closest known names.
+- `check_range(key, value, low=..., high=...)`: a value of the right type but outside what a model or dataset
+  can be built with (``hidden_size=0``).
 
 Supported hints: ``Any``, ``bool``, ``int``, ``float``, ``str``, ``Path``, ``None``, ``Literal[...]``,
 ``X | Y`` / ``Optional[X]``, ``tuple[X, ...]``, ``tuple[X, Y]``, ``list[X]``, ``dict[K, V]`` and plain classes
@@ -30,6 +32,7 @@ from typing import Any
 __all__ = [
     "check_option",
     "check_options",
+    "check_range",
     "closest_names",
     "declared_options",
     "parse_option",
@@ -287,3 +290,33 @@ def _parse_sequence(text: str, expected: Any, origin: type) -> Any:
         item_type = args[0] if args else Any
         items = [_parse(word, item_type) for word in words]
     return _MISMATCH if any(item is _MISMATCH for item in items) else origin(items)
+
+
+def check_range(
+    key: str,
+    value: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    owner: str = "",
+    kind: str = "option",
+) -> None:
+    """Check that `value` lies in the range [low, high] (bounds optional; ``*_open`` excludes a bound).
+
+    Raises:
+        ValueError: ``stereospike: option 'widths[1]' expects a value >= 1, got 0`` (`owner` prefixes the message).
+    """
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not (below or above):
+        return
+    if low is not None and high is not None:
+        expected = f"a value in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        expected = f"a value {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = f"a value {'<' if high_open else '<='} {high:g}"
+    prefix = f"{owner}: " if owner else ""
+    raise ValueError(f"{prefix}{kind} {key!r} expects {expected}, got {value!r}")

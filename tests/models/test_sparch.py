@@ -390,3 +390,20 @@ def test_bad_lengths_are_named() -> None:
         model((x, torch.tensor([5.0, 3.0])))
     with pytest.raises(ValueError, match="a pair"):
         model((x, torch.tensor([5, 3]), None))
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value", "expected"),
+    [
+        ("sparch-lif", "hidden_size", 0, "a value >= 1"),
+        ("sparch-gru", "hidden_size", 0, "a value >= 1"),
+        ("sparch-radlif", "num_hidden_layers", 0, "a value >= 1"),
+        ("sparch-lif", "input_size", 0, "a value >= 1"),
+        ("sparch-mlp", "num_classes", 0, "a value >= 1"),
+        ("sparch-adlif", "dropout", 1.0, r"a value in \[0, 1\)"),
+        ("sparch-rlif", "threshold", 0.0, "a value > 0"),
+    ],
+)
+def test_impossible_configurations_name_the_option(name: str, option: str, value: float, expected: str) -> None:
+    with pytest.raises(ValueError, match=rf"Sparch(SNN|ANN): option '{option}' expects {expected}, got {value}"):
+        zoo.build(name, **{option: value})

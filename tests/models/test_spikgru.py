@@ -231,3 +231,20 @@ def test_firing_rates_and_spike_loss_need_no_host_sync() -> None:
         torch.cuda.set_sync_debug_mode("default")
     values = torch.stack([*rates.values(), loss]).tolist()
     assert len(values) == 23 and all(value >= 0 for value in values)
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "value", "expected"),
+    [
+        ("spikgru2plus", "hidden_size", 0, "a value >= 1"),
+        ("spikgru-hybridann", "hidden_size", 0, "a value >= 1"),
+        ("spikgru", "num_layers", 0, "a value >= 1"),
+        ("spikgru-fc", "num_classes", 0, "a value >= 1"),
+        ("lipreading-ann", "layer_dropout", 1.5, r"a value in \[0, 1\)"),
+        ("spikgru2plus", "threshold", -1.0, "a value > 0"),
+        ("spikgru-fc", "gamma", 0.0, "a value > 0"),
+    ],
+)
+def test_impossible_configurations_name_the_option(name: str, option: str, value: float, expected: str) -> None:
+    with pytest.raises(ValueError, match=rf"SpikGRUNet: option '{option}' expects {expected}, got {value}"):
+        zoo.build(name, **{option: value})

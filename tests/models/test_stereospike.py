@@ -211,3 +211,20 @@ def test_surrogate_gradients_and_spike_penalty():
     assert model.bottleneck[0].layer1.conv.weight.grad is not None
     with pytest.raises(RuntimeError, match="ANN"):
         zoo.spike_penalty(zoo.build("stereospike-ann", **SMALL))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("stereospike", {"widths": (8, 16)}, r"option 'widths' expects 5 channel counts .*, got \(8, 16\)"),
+        ("stereospike-ann", {"widths": (4, 8, 8, 8, 8, 8)}, "option 'widths' expects 5 channel counts"),
+        ("stereospike", {"widths": (4, 0, 8, 8, 8)}, r"option 'widths\[1\]' expects a value >= 1, got 0"),
+        ("stereospike-monocular", {"in_channels": 0}, "option 'in_channels' expects a value >= 1, got 0"),
+        ("stereospike", {"num_sew_blocks": -1}, "option 'num_sew_blocks' expects a value >= 0, got -1"),
+        ("stereospike-ann", {"num_res_blocks": -1}, "option 'num_res_blocks' expects a value >= 0, got -1"),
+        ("stereospike-monocular", {"tau": 1.0}, "option 'tau' expects a value > 1, got 1.0"),
+    ],
+)
+def test_impossible_configurations_name_the_option(name, overrides, message):
+    with pytest.raises(ValueError, match=f"StereoSpike: {message}"):
+        zoo.build(name, **overrides)

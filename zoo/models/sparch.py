@@ -49,6 +49,7 @@ from zoo.convert import StateDict, register_converter
 from zoo.kernels import sparch_scan
 from zoo.layers.spike_record import SpikeRecord
 from zoo.layers.valid_steps import valid_mask, valid_mean, valid_sum
+from zoo.options import check_range
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
 Neuron = Literal["lif", "rlif", "adlif", "radlif"]
 Cell = Literal["mlp", "rnn", "ligru", "gru"]
 Normalization = Literal["batchnorm", "layernorm", "none"]
-Dataset = Literal["shd", "ssc", "hd", "sc"]
+DatasetPreset = Literal["shd", "ssc", "hd", "sc"]
 InitialState = Literal["random", "zeros"]
 
 DATASET_PRESETS: dict[str, tuple[int, int]] = {"shd": (700, 20), "ssc": (700, 35), "hd": (40, 20), "sc": (40, 35)}
@@ -103,6 +104,20 @@ class SequenceBatchNorm(nn.BatchNorm1d):
             self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
         y = (x - mean) * torch.rsqrt(variance + self.eps)
         return y * self.weight + self.bias if self.affine else y
+
+
+def _check_sizes(
+    owner: str, input_size: int, num_classes: int, hidden_size: int, num_hidden_layers: int, dropout: float
+) -> None:
+    """The sizes every sparch network needs: at least one input, class, hidden neuron and hidden layer."""
+    for key, value in (
+        ("input_size", input_size),
+        ("num_classes", num_classes),
+        ("hidden_size", hidden_size),
+        ("num_hidden_layers", num_hidden_layers),
+    ):
+        check_range(key, value, low=1, owner=owner)
+    check_range("dropout", dropout, low=0.0, high=1.0, high_open=True, owner=owner)
 
 
 def _normalize(norm: nn.Module, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -325,8 +340,8 @@ class SparchSNN(nn.Module):
         initial_state: InitialState = "random",
     ) -> None:
         super().__init__()
-        if num_hidden_layers < 1:
-            raise ValueError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
+        _check_sizes(type(self).__name__, input_size, num_classes, hidden_size, num_hidden_layers, dropout)
+        check_range("threshold", threshold, low=0.0, low_open=True, owner=type(self).__name__)
         self.input_size = input_size
         layers = []
         features = input_size
@@ -469,8 +484,7 @@ class SparchANN(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        if num_hidden_layers < 1:
-            raise ValueError(f"num_hidden_layers must be >= 1, got {num_hidden_layers}")
+        _check_sizes(type(self).__name__, input_size, num_classes, hidden_size, num_hidden_layers, dropout)
         self.input_size = input_size
         layers = []
         features = input_size
@@ -539,7 +553,7 @@ SMALL = SmallConfig(sizes={"F": 700})
 """Registry-wide tests: the default (SHD) configuration, 700 input features."""
 
 
-def _preset(dataset: Dataset, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
+def _preset(dataset: DatasetPreset, input_size: int | None, num_classes: int | None) -> tuple[int, int]:
     if dataset not in DATASET_PRESETS:
         raise ValueError(f"dataset must be one of {sorted(DATASET_PRESETS)}, got {dataset!r}")
     preset_inputs, preset_classes = DATASET_PRESETS[dataset]
@@ -548,7 +562,7 @@ def _preset(dataset: Dataset, input_size: int | None, num_classes: int | None) -
 
 def _snn_builder(neuron: Neuron, label: str):
     def builder(
-        dataset: Dataset = "shd",
+        dataset: DatasetPreset = "shd",
         input_size: int | None = None,
         num_classes: int | None = None,
         hidden_size: int = 128,
@@ -587,7 +601,7 @@ def _snn_builder(neuron: Neuron, label: str):
 
 def _ann_builder(cell: Cell, label: str):
     def builder(
-        dataset: Dataset = "shd",
+        dataset: DatasetPreset = "shd",
         input_size: int | None = None,
         num_classes: int | None = None,
         hidden_size: int = 128,

@@ -54,6 +54,7 @@ from zoo.layers.leaky_integrator import leaky_integrate
 from zoo.layers.lif import LEAK_INIT, LIFNeuron, NeuronSettings, ReLUNeuron
 from zoo.layers.lipreading_resnet import FramePool, LipReadingResNet18, PooledActivation
 from zoo.layers.spike_record import SpikeRecord
+from zoo.options import check_range
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
@@ -216,8 +217,6 @@ class SpikGRUHead(nn.Module):
         gamma: float,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.hidden_size, self.gates = hidden_size, gates
         self.out_features = hidden_size * (2 if bidirectional else 1)
         self.layers = nn.ModuleList(
@@ -345,6 +344,15 @@ class SpikGRUNet(nn.Module):
         super().__init__()
         if head not in ("spikgru", "gru", "leaky_fc"):
             raise ValueError(f"head must be 'spikgru', 'gru' or 'leaky_fc', got {head!r}")
+        owner = type(self).__name__
+        check_range("num_classes", num_classes, low=1, owner=owner)
+        if head != "leaky_fc":
+            check_range("hidden_size", hidden_size, low=1, owner=owner)
+            check_range("num_layers", num_layers, low=1, owner=owner)
+        for key, value in (("dropout", dropout), ("layer_dropout", layer_dropout)):
+            check_range(key, value, low=0.0, high=1.0, high_open=True, owner=owner)
+        for key, value in (("threshold", threshold), ("gamma", gamma)):
+            check_range(key, value, low=0.0, low_open=True, owner=owner)
         self.head_kind = head
         self.reverse_backward_output = reverse_backward_output and head == "spikgru" and bidirectional
         self.double_dropout = double_dropout

@@ -38,6 +38,7 @@ from torch import nn
 
 from zoo.convert import register_converter
 from zoo.layers.spike_record import SpikeRecord
+from zoo.options import check_range
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
@@ -259,6 +260,23 @@ class StereoSpike(nn.Module):
         return out
 
 
+LEVELS = 5
+"""Encoder levels of the U-Net: 4 decoder stages and 4 heads, so the output has 4 depth maps."""
+
+
+def _check_config(in_channels: int, widths: tuple[int, ...], blocks_key: str, blocks: int) -> None:
+    """Reject what cannot be built, naming the option, what it expects and what it got."""
+    if len(widths) != LEVELS:
+        raise ValueError(
+            f"StereoSpike: option 'widths' expects {LEVELS} channel counts (one per encoder level; the 4 decoder "
+            f"stages and heads give the 4 depth maps), got {tuple(widths)!r}"
+        )
+    check_range("in_channels", in_channels, low=1, owner="StereoSpike")
+    for index, width in enumerate(widths):
+        check_range(f"widths[{index}]", width, low=1, owner="StereoSpike")
+    check_range(blocks_key, blocks, low=0, owner="StereoSpike")
+
+
 def _spiking_stereospike(
     in_channels: int,
     widths: tuple[int, ...],
@@ -269,6 +287,10 @@ def _spiking_stereospike(
     tau: float,
     gain: float,
 ) -> StereoSpike:
+    _check_config(in_channels, widths, "num_sew_blocks", num_sew_blocks)
+    if "lif" in neuron_kind or sew_neuron == "plif":
+        check_range("tau", tau, low=1.0, low_open=True, owner="StereoSpike")
+
     def scaled(kind: NeuronKind, surrogate_name: Literal["atan", "sigmoid"]) -> ScaledNeuron:
         return ScaledNeuron(_neuron(kind, tau, surrogate_name), gain)
 
@@ -306,6 +328,7 @@ def _spiking_stereospike(
 def _analog_stereospike(
     in_channels: int, widths: tuple[int, ...], num_res_blocks: int, activation: Activation
 ) -> StereoSpike:
+    _check_config(in_channels, widths, "num_res_blocks", num_res_blocks)
     shared = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "leaky_relu": lambda: nn.LeakyReLU(0.1)}[activation]()
     channels = (in_channels, *widths)
     encoder = nn.ModuleList(
