@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Literal
 
@@ -26,8 +27,8 @@ class TwoLayer(nn.Module):
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(convert, "_CONVERTERS", dict(convert._CONVERTERS))
+    monkeypatch.setattr(registry, "_MODELS", copy.deepcopy(registry._MODELS))
+    monkeypatch.setattr(convert, "_CONVERTERS", copy.deepcopy(convert._CONVERTERS))
 
     @zoo.register_model("test-two-layer", family="test", paper="p", citation="c", inputs=SPEC, outputs=SPEC)
     def two_layer(width: int = 3) -> nn.Module:
@@ -69,14 +70,17 @@ def test_from_reference_rejects_a_checkpoint_of_another_shape_or_layout(register
 
 
 def test_from_reference_errors_for_unknown_models_and_missing_converters(registered: None) -> None:
-    with pytest.raises(KeyError, match="closest: test-two-layer"):
+    with pytest.raises(zoo.ConfigError, match="closest: test-two-layer"):
         convert.from_reference("test-two-layr", {})
 
     @zoo.register_model("test-no-converter", family="test", paper="p", citation="c", inputs=SPEC, outputs=SPEC)
     def no_converter(width: int = 3) -> nn.Module:
         return TwoLayer(width)
 
-    with pytest.raises(KeyError, match="no converter from the original code for 'test-no-converter'"):
+    with pytest.raises(
+        zoo.ConfigError,
+        match="no converter from the original code for 'test-no-converter'; models with one: .*test-two-layer",
+    ):
         convert.from_reference("test-no-converter", {})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -33,7 +34,7 @@ class Branches(nn.Module):
 
 @pytest.fixture
 def branches(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_MODELS", copy.deepcopy(registry._MODELS))
 
     @zoo.register_model("test-branches", family="test", paper="p", citation="c", inputs=SPEC, outputs=SPEC)
     def build_branches(width: int = 3) -> nn.Module:
@@ -135,7 +136,7 @@ def test_partial_load_reports_missing_unexpected_and_mis_shaped_keys(branches: s
     )
     with pytest.raises(ValueError, match=message):
         zoo.build(branches, checkpoint={"ann.": tmp_path / "bad.pth"})
-    with pytest.raises(KeyError, match=r"prefix 'cnn.' names no sub-module; top-level ones: \['ann', 'snn'\]"):
+    with pytest.raises(ValueError, match=r"prefix 'cnn.' names no sub-module; top-level ones: \['ann', 'snn'\]"):
         zoo.build(branches, checkpoint={"cnn.": tmp_path / "bad.pth"})
 
 

@@ -10,6 +10,7 @@ The registry (`zoo.registry`) imports no model family; importing this package im
 modules register their builders (and their converters of the original checkpoints).
 """
 
+from zoo.errors import ConfigError
 from zoo.layers.spike_record import firing_rates, spike_penalty
 from zoo.registry import (
     ModelInfo,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 import zoo.models  # noqa: E402, F401  (registers every family; after the registry objects it needs)
 
 __all__ = [
+    "ConfigError",
     "ModelInfo",
     "SmallConfig",
     "TensorSpec",

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.options import unknown_name
+from zoo.errors import ConfigError
+from zoo.names import NameTable
 from zoo.registry import build, resolve_config
 from zoo.weights import load_state_dict_strict
 
@@ -24,17 +25,19 @@ __all__ = ["convert_state_dict", "from_reference", "register_converter"]
 StateDict = Mapping[str, torch.Tensor]
 Converter = Callable[[StateDict, dict[str, Any]], dict[str, torch.Tensor]]
 
-_CONVERTERS: dict[str, Converter] = {}
+_CONVERTERS: NameTable[Converter] = NameTable("converter")
 
 
 def register_converter(*names: str) -> Callable[[Converter], Converter]:
-    """Decorator registering `converter(state_dict, config) -> our_state_dict` for the given model names."""
+    """Decorator registering `converter(state_dict, config) -> our_state_dict` for the given model names.
+
+    Raises:
+        ConfigError: a model name that already has a converter.
+    """
 
     def decorator(converter: Converter) -> Converter:
         for name in names:
-            if name in _CONVERTERS:
-                raise ValueError(f"a converter for {name!r} is already registered")
-            _CONVERTERS[name] = converter
+            _CONVERTERS.add(name, converter, origin=converter.__module__)
         return converter
 
     return decorator
@@ -44,19 +47,24 @@ def convert_state_dict(name: str, state_dict: StateDict, **overrides: Any) -> di
     """Map an original checkpoint's `state_dict` to the keys of `zoo.build(name, **overrides)`.
 
     Floating tensors are cast to float32 (the reference fixtures store float16).
+
+    Raises:
+        ConfigError: unknown model, or no converter for it.
     """
     config = resolve_config(name, **overrides)
     if name not in _CONVERTERS:
-        raise KeyError(f"no converter from the original code for {name!r}: " + unknown_name("model", name, _CONVERTERS))
+        raise ConfigError(
+            f"no converter from the original code for {name!r}; models with one: {', '.join(_CONVERTERS.names())}"
+        )
     upcast = {key: (value.float() if value.is_floating_point() else value) for key, value in state_dict.items()}
-    return _CONVERTERS[name](upcast, config)
+    return _CONVERTERS.get(name)(upcast, config)
 
 
 def from_reference(name: str, state_dict: StateDict, **overrides: Any) -> nn.Module:
     """Build `name` with `overrides` and load a checkpoint saved by the original repository into it.
 
     Raises:
-        KeyError: unknown model, or no converter for it.
+        ConfigError: unknown model, or no converter for it.
         ValueError: the converted checkpoint does not match the model (missing, unexpected or mis-shaped keys).
     """
     converted = convert_state_dict(name, state_dict, **overrides)

@@ -4,13 +4,13 @@ A model is registered by decorating a builder function whose keyword parameters 
 are the model's configuration. `build(name, **overrides)` checks every override against those parameters before
 calling the builder, so a typo or a wrong type fails with a message naming the valid options instead of deep
 inside a constructor. The registry imports no model family: ``import zoo`` imports `zoo.models`, whose modules
-register themselves here.
+register themselves here. Names are held in a `zoo.names.NameTable`: registering a name twice, or looking up an
+unknown one, is a `zoo.errors.ConfigError` naming the closest registered names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.options import check_options, declared_options, unknown_name
+from zoo.names import NameTable
+from zoo.options import check_options, declared_options
 from zoo.weights import Checkpoint, load_weights, read_checkpoint
 
 __all__ = [
@@ -134,7 +135,7 @@ class ModelInfo:
         return dataclasses.asdict(self)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_MODELS: NameTable[ModelEntry] = NameTable("model")
 
 
 def _check_specs(name: str, role: str, specs: Any) -> dict[str, TensorSpec]:
@@ -172,8 +173,6 @@ def register_model(
     outputs = _check_specs(name, "outputs", outputs)
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__})")
         defaults, hints = declared_options(builder)
         entry = ModelEntry(
             name=name,
@@ -188,27 +187,22 @@ def register_model(
             small=small or SmallConfig(),
         )
         check_options(entry.small.overrides, hints, owner=f"{name} small config")
-        _REGISTRY[name] = entry
+        _MODELS.add(name, entry, origin=builder.__module__)
         return builder
 
     return decorator
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry of `name`; an unknown name raises `KeyError` listing the closest names."""
+    """The registry entry of `name`; an unknown name raises `ConfigError` listing the closest names."""
     if not isinstance(name, str):
         raise TypeError(f"model name must be a str, got {type(name).__name__}")
-    if name not in _REGISTRY:
-        raise KeyError(unknown_name("model", name, _REGISTRY))
-    return _REGISTRY[name]
+    return _MODELS.get(name)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models, optionally filtered by an fnmatch pattern such as ``"spikgru*"``."""
-    names = sorted(_REGISTRY)
-    if pattern is None:
-        return names
-    return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+    return _MODELS.names(pattern)
 
 
 def resolve_config(name: str, **overrides: Any) -> dict[str, Any]:
@@ -217,7 +211,7 @@ def resolve_config(name: str, **overrides: Any) -> dict[str, Any]:
     Values are converted where the intent is unambiguous (an int for a float option, a list for a tuple one).
 
     Raises:
-        KeyError: unknown model.
+        ConfigError: unknown model.
         TypeError: unknown option (with the closest names) or a value of the wrong type (with the valid options).
     """
     entry = get_entry(name)
@@ -241,7 +235,7 @@ def build(
         overrides: builder options (see `model_info(name).config`).
 
     Raises:
-        KeyError: unknown model (the message lists the closest names).
+        ConfigError: unknown model (the message lists the closest names).
         TypeError: unknown option or a value of the wrong type (the message lists the valid options).
         FileNotFoundError / ValueError: a missing checkpoint file, or one that does not match the model (the
             message lists the missing, unexpected and mis-shaped keys).
@@ -262,7 +256,7 @@ def load(path: str | Path) -> nn.Module:
 
     Raises:
         FileNotFoundError / ValueError: nothing loadable at `path`, or a checkpoint that names no model.
-        KeyError: the saved model is not registered (e.g. a plugin not imported).
+        ConfigError: the saved model is not registered (e.g. a plugin not imported).
     """
     saved = read_checkpoint(path)
     if saved.model is None:

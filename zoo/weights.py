@@ -185,8 +185,8 @@ def load_weights(
             with another config, is refused before loading with a message naming the differences.
 
     Raises:
-        FileNotFoundError, ValueError: see `read_checkpoint` and `load_state_dict_strict`.
-        KeyError: a prefix that names no sub-module.
+        FileNotFoundError, ValueError: see `read_checkpoint` and `load_state_dict_strict`; a prefix that names no
+            sub-module is a ValueError.
     """
     if isinstance(checkpoint, Mapping):
         for prefix, path in checkpoint.items():
@@ -195,7 +195,7 @@ def load_weights(
                 module = model.get_submodule(target) if target else model
             except AttributeError:
                 children = sorted(name for name, _ in model.named_modules() if name and "." not in name)
-                raise KeyError(
+                raise ValueError(
                     f"checkpoint prefix {prefix!r} names no sub-module; top-level ones: {children}"
                 ) from None
             saved = read_checkpoint(path)
