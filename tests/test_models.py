@@ -19,8 +19,9 @@ import zoo
 from zoo.registry import TensorSpec, get_entry, small_inputs
 
 MODELS = [name for name in zoo.list_models() if get_entry(name).builder.__module__.startswith("zoo.models.")]
-MAX_SMALL_PARAMS = 20_000_000
-"""A small config above this is an error: the suite must stay fast on 2 CPU cores."""
+MAX_SMALL_PARAMS = 40_000_000
+"""A small config above this is an error (a forgotten `small=`: RAVEn Large has 486M parameters); ReSpike-ResNet-50's
+fixed torchvision trunk needs ~30M. The suite must stay fast on 2 CPU cores."""
 
 
 def _as_tuple(output: object, names: list[str]) -> tuple:
