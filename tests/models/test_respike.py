@@ -174,7 +174,8 @@ def test_reference_execution_matches_multistep_in_training():
     """Single-step loop with checkpointing ("reference"), multi-step, and multi-step with checkpoint_fusion give the
     same outputs, gradients (weights and ANN contexts) and BN running statistics in a float64 training step."""
     torch.manual_seed(1)
-    branch = SpikingResidualBranch((64, 128, 256, 512), True, "multistep", False).double()
+    widths = (64, 128, 256, 512)
+    branch = SpikingResidualBranch(widths, widths, True, "multistep", False).double()
     with torch.no_grad():  # fusions that are not identities, and a stem that makes the first layers fire
         for fusion in branch.fusions:
             fusion.proj_out.weight.normal_(0, 0.05)
