@@ -10,6 +10,7 @@ import pytest
 from zoo.options import (
     check_option,
     check_options,
+    check_range,
     closest_names,
     declared_options,
     parse_option,
@@ -162,3 +163,19 @@ def test_declared_options_need_defaults_and_hints() -> None:
         declared_options(no_default)
     with pytest.raises(TypeError, match=r"must list its options explicitly, not \*options"):
         declared_options(variadic)
+
+
+def test_check_range_names_the_bound_that_was_broken() -> None:
+    check_range("hidden_size", 1, low=1)
+    check_range("dropout", 0.0, low=0, high=1, high_open=True)
+    cases = [
+        ({"low": 1}, 0, "expects a value >= 1, got 0"),
+        ({"low": 0, "low_open": True}, 0, "expects a value > 0, got 0"),
+        ({"high": 1, "high_open": True}, 1.0, "expects a value < 1, got 1.0"),
+        ({"low": 0, "high": 1, "high_open": True}, 1.5, "expects a value in [0, 1), got 1.5"),
+        ({"low": 0, "high": 1}, -0.1, "expects a value in [0, 1], got -0.1"),
+    ]
+    for bounds, value, message in cases:
+        with pytest.raises(ValueError) as error:
+            check_range("x", value, owner="m", **bounds)
+        assert str(error.value) == f"m: option 'x' {message}"
