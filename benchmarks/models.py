@@ -7,7 +7,7 @@ Usage:
 What runs, for every selected model and batch size:
 - inputs: every required input of the model's registry spec (`model_info(name).inputs`), standard-normal draws at the
   paper's sizes (`TensorSpec.sizes`; axes without one take the registry's small size). ``--quick`` shrinks the
-  batch to 2, time to at most 4 steps, images to at most 48 pixels a side (aspect kept) and audio to at most half a
+  batch to 2, time to at most 2 steps, images to at most 32 pixels a side (aspect kept) and audio to a quarter of a
   second (a size the model's `SmallConfig` gives explicitly wins: one its architecture needs), so that every model
   runs on a CPU in seconds; the model itself is the default configuration.
 - inference: ``model.eval()`` under ``torch.no_grad()``: samples/s from the median time, latency p50/p90 of one batch.
@@ -53,9 +53,9 @@ from zoo.kernels.backend import BACKEND_ENV, Backend, resolve_backend
 from zoo.layers.spike_record import SpikeRecord
 from zoo.registry import SmallConfig, TensorSpec, get_entry
 
-QUICK_LIMITS = {"B": 2, "T": 4, "N": 8000}
-"""--quick: batch, time steps and audio samples (16 kHz: half a second) are capped at these."""
-QUICK_IMAGE_SIDE = 48
+QUICK_LIMITS = {"B": 2, "T": 2, "N": 4000}
+"""--quick: batch, time steps and audio samples (16 kHz: a quarter of a second) are capped at these."""
+QUICK_IMAGE_SIDE = 32
 """--quick: H and W are scaled together so that the longer side is at most this many pixels."""
 RECORDING_TARGET = 0.03
 """The issue's target for the training-step overhead of default spike recording."""
@@ -387,7 +387,8 @@ def bar_chart(report: dict[str, Any], path: Path) -> None:
         axis.set_yscale("log")
         axis.set_ylabel(f"{phase} samples/s")
         axis.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    if rows:
+        axes[0].legend(fontsize=8)
     axes[1].set_xticks([i + width * (len(variants_seen) - 1) / 2 for i in range(len(labels))])
     axes[1].set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
     env, settings = report["environment"], report["settings"]
@@ -407,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=None, help="default: the paper's (2 with --quick)"
     )
-    parser.add_argument("--quick", action="store_true", help="small inputs (B<=2, T<=4, H/W<=48) for CPU and CI")
+    parser.add_argument("--quick", action="store_true", help="small inputs (B<=2, T<=2, H/W<=32) for CPU and CI")
     parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; 1 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 10 on CPU, 30 on CUDA; 2 quick)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
