@@ -8,6 +8,12 @@ For t = 1..T, from u_0 = 0 and s_0 = 0 (design note spikgru.md, section 1.3):
 evaluated in exactly that order ((alpha*u + I) - threshold*s) so that float32 results, and therefore
 spikes sitting on the threshold, match the original code. The reset is not decayed. alpha = 1 gives the
 IF neuron used after pooling in SpikGRU. Gradients flow to the current and to alpha (and through the reset).
+
+Kernels (``lif_scan.cu``): one thread per neuron (b, c, spatial) walks the time axis with a float32 state;
+spikes and grad_current come out in the current's dtype, grad_alpha in alpha's. Saved for backward (only when
+a gradient will be needed, `needs_saving`): the float32 membrane u [T, N] (4 bytes per neuron-step) and alpha;
+the backward kernel reads u_t and u_{t-1} from it instead of recomputing the scan and writes per neuron its
+share of grad_alpha (sum over t of dL/du_t u_{t-1}), which is then summed over batch and space.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from functools import partial
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend, state_dtype
-from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
+from zoo.kernels.backend import Backend, needs_saving, resolve_backend, state_dtype
+from zoo.kernels.launch import empty, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["lif_scan", "lif_scan_reference"]
 
+SOURCE = "lif_scan.cu"
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------------------------------------- checks
 
 
 def check_lif_inputs(current: torch.Tensor, alpha: torch.Tensor) -> None:
@@ -43,6 +53,9 @@ def check_lif_inputs(current: torch.Tensor, alpha: torch.Tensor) -> None:
         )
     if alpha.device != current.device:
         raise ValueError(f"lif_scan: alpha is on {alpha.device} but current is on {current.device}")
+
+
+# ------------------------------------------------------------------------------------------------- reference
 
 
 def lif_scan_reference(
@@ -80,68 +93,112 @@ def lif_scan_reference(
     return torch.stack(spikes).to(current.dtype)
 
 
-class LIFScanCuPy(torch.autograd.Function):
-    """CuPy kernels (lif_scan.cu) of `lif_scan`: one thread per neuron (b, c, spatial) loops over T.
-
-    The state is float32 whatever the input dtype; spikes and grad_current come out in the current's
-    dtype, grad_alpha in alpha's. Saved for backward: the float32 membrane u [T, N] (4 bytes per
-    neuron-step, written by the forward kernel only when a gradient will be needed) and alpha as float32.
-    The backward kernel reads u_t and u_{t-1} from it instead of recomputing the scan; per neuron it writes
-    its share of grad_alpha (sum over t of dL/du_t u_{t-1}), which is then summed over batch and space.
-    """
-
-    @classmethod
-    def apply(
-        cls, current: torch.Tensor, alpha: torch.Tensor, threshold: float, signed: bool, gamma: float
-    ) -> torch.Tensor:
-        """Run the scan; the membrane is kept only if autograd will call backward (not under no_grad)."""
-        keep_membrane = torch.is_grad_enabled() and (current.requires_grad or alpha.requires_grad)
-        return super().apply(current, alpha, threshold, signed, gamma, keep_membrane)
-
-    @staticmethod
-    def forward(
-        ctx,
-        current: torch.Tensor,
-        alpha: torch.Tensor,
-        threshold: float,
-        signed: bool,
-        gamma: float,
-        keep_membrane: bool,
-    ) -> torch.Tensor:
-        current = current.contiguous()
-        steps, batch, channels = current.shape[:3]
-        spatial = math.prod(current.shape[3:])
-        neurons = batch * channels * spatial
-        sizes = [steps, neurons, channels, spatial]
-        leak = alpha.to(torch.float32).contiguous()
-        spikes = torch.empty_like(current)
-        membrane = current.new_empty((steps, neurons) if keep_membrane else (0,), dtype=torch.float32)
-        flags = [int(signed), int(keep_membrane)]
-        _launch_per_neuron("lif_scan_forward", current, [current, leak, spikes, membrane, *sizes, threshold, *flags])
-        ctx.save_for_backward(membrane, leak)
-        ctx.sizes, ctx.batch, ctx.alpha_dtype = sizes, batch, alpha.dtype
-        ctx.threshold, ctx.gamma, ctx.signed = threshold, gamma, signed
-        return spikes
-
-    @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None, None]:
-        membrane, leak = ctx.saved_tensors
-        _, neurons, channels, spatial = ctx.sizes
-        grad_spikes = grad_spikes.contiguous()
-        grad_current = torch.empty_like(grad_spikes)
-        grad_alpha_partial = membrane.new_empty(neurons)
-        tensors = [grad_spikes, membrane, leak, grad_current, grad_alpha_partial]
-        settings = [ctx.threshold, ctx.gamma, int(ctx.signed)]
-        _launch_per_neuron("lif_scan_backward", grad_spikes, [*tensors, *ctx.sizes, *settings])
-        grad_alpha = grad_alpha_partial.view(ctx.batch, channels, spatial).sum((0, 2)).to(ctx.alpha_dtype)
-        return grad_current, grad_alpha, None, None, None, None
+# ------------------------------------------------------------------------------------------ kernel launches
 
 
-def _launch_per_neuron(kernel: str, sequence: torch.Tensor, args: list) -> None:
-    """Run `kernel` of lif_scan.cu for the dtype of `sequence` [T, B, C, *spatial], one thread per neuron."""
-    neurons = sequence[0].numel()
-    if neurons:
-        launch("lif_scan.cu", kernel_name(kernel, sequence.dtype), sequence.device, *elementwise_grid(neurons), args)
+def _sizes(current: torch.Tensor) -> dict[str, int]:
+    """steps, neurons (b, c, spatial), channels and spatial size of current [T, B, C, *spatial]."""
+    steps, batch, channels = current.shape[:3]
+    spatial = math.prod(current.shape[3:])
+    return {"steps": steps, "neurons": batch * channels * spatial, "channels": channels, "spatial": spatial}
+
+
+def _launch_forward(current: torch.Tensor, leak: torch.Tensor, threshold: float, signed: bool, save: bool):
+    """(spikes [T, B, C, *spatial], float32 membrane [T, N] or [0]) with lif_scan.cu; inputs contiguous."""
+    sizes = _sizes(current)
+    spikes = empty(current.shape, current.dtype, current.device)
+    membrane = empty((sizes["steps"], sizes["neurons"]) if save else (0,), torch.float32, current.device)
+    launch(
+        SOURCE,
+        "lif_scan_forward",
+        threads=sizes["neurons"],
+        dtype=current.dtype,
+        current=current,
+        alpha=leak,
+        spikes=spikes,
+        membrane=membrane if save else None,
+        **sizes,
+        threshold=threshold,
+        signed_spikes=int(signed),
+        save_membrane=int(save),
+    )
+    return spikes, membrane
+
+
+def _launch_backward(grad_spikes, membrane, leak, shape, threshold, gamma, signed):
+    """(grad_current [T, B, C, *spatial], grad_alpha_partial [B, C, S]) with lif_scan.cu; inputs contiguous."""
+    sizes = _sizes(grad_spikes)
+    grad_current = empty(grad_spikes.shape, grad_spikes.dtype, grad_spikes.device)
+    partial = empty((shape[1], sizes["channels"], sizes["spatial"]), torch.float32, grad_spikes.device)
+    launch(
+        SOURCE,
+        "lif_scan_backward",
+        threads=sizes["neurons"],
+        dtype=grad_spikes.dtype,
+        grad_spikes=grad_spikes,
+        membrane=membrane,
+        alpha=leak,
+        grad_current=grad_current,
+        grad_alpha_partial=partial,
+        **sizes,
+        threshold=threshold,
+        gamma=gamma,
+        signed_spikes=int(signed),
+    )
+    return grad_current, partial
+
+
+# ------------------------------------------------------------------------------------- PyTorch operators
+
+
+@torch.library.custom_op("jellyzoo::lif_scan_forward", mutates_args=())
+def lif_scan_op(
+    current: torch.Tensor, alpha: torch.Tensor, threshold: float, signed: bool, gamma: float, save: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spikes like `current`, float32 membrane [T, N] kept for backward when `save`, else [0])."""
+    return _launch_forward(current.contiguous(), alpha.float().contiguous(), threshold, signed, save)
+
+
+@lif_scan_op.register_fake
+def _(current, alpha, threshold, signed, gamma, save):
+    steps, neurons = current.shape[0], current[0].numel()
+    membrane = current.new_empty((steps, neurons) if save else (0,), dtype=torch.float32)
+    return torch.empty_like(current, memory_format=torch.contiguous_format), membrane
+
+
+@torch.library.custom_op("jellyzoo::lif_scan_backward", mutates_args=())
+def lif_scan_backward_op(
+    grad_spikes: torch.Tensor, membrane: torch.Tensor, alpha: torch.Tensor, threshold: float, gamma: float, signed: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(grad_current like `grad_spikes`, grad_alpha [C] in alpha's dtype)."""
+    grad_current, partial = _launch_backward(
+        grad_spikes.contiguous(), membrane, alpha.float().contiguous(), grad_spikes.shape, threshold, gamma, signed
+    )
+    return grad_current, partial.sum((0, 2)).to(alpha.dtype)
+
+
+@lif_scan_backward_op.register_fake
+def _(grad_spikes, membrane, alpha, threshold, gamma, signed):
+    return torch.empty_like(grad_spikes, memory_format=torch.contiguous_format), torch.empty_like(alpha)
+
+
+def _setup_lif_scan(ctx, inputs, output) -> None:
+    current, alpha, threshold, signed, gamma, _ = inputs
+    ctx.save_for_backward(output[1], alpha)
+    ctx.settings = (threshold, gamma, signed, current.dtype)
+
+
+def _lif_scan_backward(ctx, grad_spikes, _grad_membrane):
+    membrane, alpha = ctx.saved_tensors
+    threshold, gamma, signed, dtype = ctx.settings
+    grad_current, grad_alpha = lif_scan_backward_op(grad_spikes.to(dtype), membrane, alpha, threshold, gamma, signed)
+    return grad_current, grad_alpha, None, None, None, None
+
+
+lif_scan_op.register_autograd(_lif_scan_backward, setup_context=_setup_lif_scan)
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
 
 
 def lif_scan(
@@ -161,13 +218,14 @@ def lif_scan(
         threshold: firing threshold (> 0); the reset subtracts threshold * s_{t-1}.
         signed: emit {-1, 0, +1} spikes instead of {0, 1}.
         gamma: surrogate sharpness.
-        backend: "auto", "torch" or "cupy" (see `zoo.kernels.backend`).
+        backend: "auto", "torch", "cupy" or "cpu" (see `zoo.kernels.backend`).
 
     Returns:
         spikes, same shape and dtype as `current`.
     """
     check_spike_parameters(threshold, gamma)
     check_lif_inputs(current, alpha)
-    if resolve_backend(backend, current, alpha) == "cupy":
-        return LIFScanCuPy.apply(current, alpha, float(threshold), bool(signed), float(gamma))
-    return lif_scan_reference(current, alpha, threshold, signed, gamma)
+    if resolve_backend(backend, current, alpha) == "torch":
+        return lif_scan_reference(current, alpha, threshold, signed, gamma)
+    save = needs_saving(current, alpha)
+    return lif_scan_op(current, alpha, float(threshold), bool(signed), float(gamma), save)[0]

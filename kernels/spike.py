@@ -4,10 +4,14 @@ Binary:  s = 1[v >= th],                      ds/dv ~ 1 / (1 + gamma (v - th)^2)
 Signed:  s = 1[v >= th] - 1[v <= -th],        ds/dv ~ [1/(1 + gamma (v - th)^2) + 1/(1 + gamma (v + th)^2)] / c
          with c = 1 + 1/(1 + 4 gamma th^2), which makes the surrogate peak exactly 1 at v = +-th.
 
-Both thresholds are inclusive. The surrogate of the binary spike is the derivative of
-atan(sqrt(gamma) (v - th)) / sqrt(gamma); the references use that primitive as a straight-through term, so
-they read like the equations and are differentiable with plain autograd. Without autograd (inference, or a
-membrane that needs no gradient) they return the step alone.
+Both thresholds are inclusive and compared in float32 for float16/bfloat16 membranes (in the kernels and the
+reference alike: a threshold such as 0.1 is not representable in float16). The surrogate of the binary spike
+is the derivative of atan(sqrt(gamma) (v - th)) / sqrt(gamma); the references use that primitive as a
+straight-through term, so they read like the equations and are differentiable with plain autograd. Without
+autograd (inference, or a membrane that needs no gradient) they return the step alone.
+
+Kernels (``spike.cu``), one thread per element: ``spike_forward`` writes s, ``spike_backward`` writes
+grad_v = grad_s * surrogate(v). Saved for backward: v.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ import math
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend
-from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
+from zoo.kernels.backend import Backend, resolve_backend, state_dtype
+from zoo.kernels.launch import empty, launch
 
 __all__ = [
     "signed_spike",
@@ -28,6 +32,11 @@ __all__ = [
     "spike_surrogate",
 ]
 
+SOURCE = "spike.cu"
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
 
 def check_spike_parameters(threshold: float, gamma: float) -> None:
     """Raise ValueError unless threshold and gamma are finite and positive."""
@@ -35,6 +44,9 @@ def check_spike_parameters(threshold: float, gamma: float) -> None:
         raise ValueError(f"threshold must be a finite positive number, got {threshold!r}")
     if not (math.isfinite(gamma) and gamma > 0):
         raise ValueError(f"gamma (surrogate sharpness) must be a finite positive number, got {gamma!r}")
+
+
+# ------------------------------------------------------------------------------------------------- reference
 
 
 def spike_surrogate(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0) -> torch.Tensor:
@@ -59,17 +71,24 @@ def _straight_through(primitive: torch.Tensor) -> torch.Tensor:
     return primitive - primitive.detach()
 
 
+def _fired(v: torch.Tensor, threshold: float, signed: bool) -> torch.Tensor:
+    """The step in v's dtype, compared at the state precision (float32 for half membranes, as the kernels)."""
+    compared = v.detach().to(state_dtype(v.dtype))
+    fired = (compared >= threshold).to(v.dtype)
+    return fired - (compared <= -threshold).to(v.dtype) if signed else fired
+
+
 def spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0) -> torch.Tensor:
-    """Binary spikes {0, 1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU path)."""
-    fired = (v >= threshold).to(v.dtype)
+    """Binary spikes {0, 1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU fallback)."""
+    fired = _fired(v, threshold, signed=False)
     if not (v.requires_grad and torch.is_grad_enabled()):
         return fired
     return fired + _straight_through(_surrogate_primitive(v, threshold, gamma))
 
 
 def signed_spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0) -> torch.Tensor:
-    """Signed spikes {-1, 0, +1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU path)."""
-    fired = (v >= threshold).to(v.dtype) - (v <= -threshold).to(v.dtype)
+    """Signed spikes {-1, 0, +1} of `v` (any shape), same dtype; pure PyTorch (the oracle and CPU fallback)."""
+    fired = _fired(v, threshold, signed=True)
     if not (v.requires_grad and torch.is_grad_enabled()):
         return fired
     normaliser = 1.0 + 1.0 / (1.0 + 4.0 * gamma * threshold**2)
@@ -77,38 +96,87 @@ def signed_spike_reference(v: torch.Tensor, threshold: float = 1.0, gamma: float
     return fired + _straight_through(primitive)
 
 
-class SpikeCuPy(torch.autograd.Function):
-    """CuPy kernels (spike.cu) of `spike` (signed=False) and `signed_spike` (signed=True).
-
-    Forward: spikes = spike(v), one thread per element, comparisons in float32, output in v's dtype.
-    Backward: grad_v = grad_spikes * surrogate(v) (`spike_surrogate` / `signed_spike_surrogate`, in float32).
-    Saved for backward: v itself (made contiguous), nothing else.
-    """
-
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, threshold: float, gamma: float, signed: bool) -> torch.Tensor:
-        v = v.contiguous()
-        spikes = torch.empty_like(v)
-        _launch_elementwise("spike_forward", v, [v, spikes, v.numel(), threshold, int(signed)])
-        ctx.save_for_backward(v)
-        ctx.settings = (threshold, gamma, signed)
-        return spikes
-
-    @staticmethod
-    def backward(ctx, grad_spikes: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (v,) = ctx.saved_tensors
-        threshold, gamma, signed = ctx.settings
-        grad_spikes = grad_spikes.contiguous()
-        grad_v = torch.empty_like(v)
-        _launch_elementwise("spike_backward", v, [grad_spikes, v, grad_v, v.numel(), threshold, gamma, int(signed)])
-        return grad_v, None, None, None
+# ------------------------------------------------------------------------------------------ kernel launches
 
 
-def _launch_elementwise(kernel: str, v: torch.Tensor, args: list) -> None:
-    """Run `kernel` of spike.cu for v's dtype with one thread per element of `v` (nothing to do when empty)."""
-    count = v.numel()
-    if count:
-        launch("spike.cu", kernel_name(kernel, v.dtype), v.device, *elementwise_grid(count), args)
+def _launch_forward(v: torch.Tensor, threshold: float, signed: bool) -> torch.Tensor:
+    """spikes = spike(v) with spike.cu; v contiguous."""
+    spikes = empty(v.shape, v.dtype, v.device)
+    launch(
+        SOURCE,
+        "spike_forward",
+        threads=v.numel(),
+        dtype=v.dtype,
+        v=v,
+        spikes=spikes,
+        count=v.numel(),
+        threshold=threshold,
+        signed_spikes=int(signed),
+    )
+    return spikes
+
+
+def _launch_backward(grad_spikes: torch.Tensor, v: torch.Tensor, threshold: float, gamma: float, signed: bool):
+    """grad_v = grad_spikes * surrogate(v) with spike.cu; both contiguous, same dtype."""
+    grad_v = empty(v.shape, v.dtype, v.device)
+    launch(
+        SOURCE,
+        "spike_backward",
+        threads=v.numel(),
+        dtype=v.dtype,
+        grad_spikes=grad_spikes,
+        v=v,
+        grad_v=grad_v,
+        count=v.numel(),
+        threshold=threshold,
+        gamma=gamma,
+        signed_spikes=int(signed),
+    )
+    return grad_v
+
+
+# ------------------------------------------------------------------------------------- PyTorch operators
+
+
+@torch.library.custom_op("jellyzoo::spike_forward", mutates_args=())
+def spike_op(v: torch.Tensor, threshold: float, gamma: float, signed: bool) -> torch.Tensor:
+    """Spikes of `v` (any shape; float32/float16/bfloat16; CUDA or CPU) by the kernels. gamma is for backward."""
+    return _launch_forward(v.contiguous(), threshold, signed)
+
+
+@spike_op.register_fake
+def _(v: torch.Tensor, threshold: float, gamma: float, signed: bool) -> torch.Tensor:
+    return torch.empty_like(v, memory_format=torch.contiguous_format)
+
+
+@torch.library.custom_op("jellyzoo::spike_backward", mutates_args=())
+def spike_backward_op(
+    grad_spikes: torch.Tensor, v: torch.Tensor, threshold: float, gamma: float, signed: bool
+) -> torch.Tensor:
+    """dL/dv = dL/ds * surrogate(v), in v's shape and dtype."""
+    return _launch_backward(grad_spikes.to(v.dtype).contiguous(), v.contiguous(), threshold, gamma, signed)
+
+
+@spike_backward_op.register_fake
+def _(grad_spikes: torch.Tensor, v: torch.Tensor, threshold: float, gamma: float, signed: bool) -> torch.Tensor:
+    return torch.empty_like(v, memory_format=torch.contiguous_format)
+
+
+def _setup_spike(ctx, inputs, output) -> None:
+    v, threshold, gamma, signed = inputs
+    ctx.save_for_backward(v)
+    ctx.settings = (threshold, gamma, signed)
+
+
+def _spike_backward(ctx, grad_spikes):
+    (v,) = ctx.saved_tensors
+    return spike_backward_op(grad_spikes, v, *ctx.settings), None, None, None
+
+
+spike_op.register_autograd(_spike_backward, setup_context=_setup_spike)
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
 
 
 def spike(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0, *, backend: Backend = "auto") -> torch.Tensor:
@@ -118,15 +186,15 @@ def spike(v: torch.Tensor, threshold: float = 1.0, gamma: float = 10.0, *, backe
         v: membrane potential, any shape, float32/float16/bfloat16 (float64 on the torch backend).
         threshold: firing threshold (> 0).
         gamma: surrogate sharpness (> 0).
-        backend: "auto" (CuPy for CUDA tensors when usable), "torch" or "cupy".
+        backend: "auto", "torch", "cupy" or "cpu" (see `zoo.kernels.backend`).
 
     Returns:
         spikes with the shape and dtype of `v`.
     """
     check_spike_parameters(threshold, gamma)
-    if resolve_backend(backend, v) == "cupy":
-        return SpikeCuPy.apply(v, float(threshold), float(gamma), False)
-    return spike_reference(v, threshold, gamma)
+    if resolve_backend(backend, v) == "torch":
+        return spike_reference(v, threshold, gamma)
+    return spike_op(v, float(threshold), float(gamma), False)
 
 
 def signed_spike(
@@ -137,6 +205,6 @@ def signed_spike(
     Args and returns as `spike`.
     """
     check_spike_parameters(threshold, gamma)
-    if resolve_backend(backend, v) == "cupy":
-        return SpikeCuPy.apply(v, float(threshold), float(gamma), True)
-    return signed_spike_reference(v, threshold, gamma)
+    if resolve_backend(backend, v) == "torch":
+        return signed_spike_reference(v, threshold, gamma)
+    return spike_op(v, float(threshold), float(gamma), True)

@@ -11,6 +11,14 @@ step, from zero states, with rec = s_{t-1} @ U^T split into the same blocks as p
 
         v_t = z_t * v_{t-1} + (1 - z_t) * i_t - threshold * s_{t-1}
         s_t = signed_spike(v_t)  (signed=True, the "+" models)  or  spike(v_t)
+
+Kernels (``spikgru_scan.cu``): per step one GEMM rec = s_{t-1} @ U^T (float32) and one fused elementwise
+`spikgru_forward` over (b, h) with the float32 operation order of the reference; states i, v, s are float32
+whatever proj's dtype, and U, alpha, b_ui are cast to float32 once. Saved for backward (only when a gradient
+will be needed, `needs_saving`; all float32 [T, B, H]): v, z, i, and for gates=2 also r and c = rec_i + b_ui,
+plus the spikes it returns. The backward runs in reverse time: per step `spikgru_backward` (carrying dL/dv and
+dL/di) and one GEMM dRec_t @ U; dU is one GEMM dRec^T S_prev over all T*B rows, d alpha and d b_ui are
+accumulated per (b, h) by the kernel and summed over B.
 """
 
 from __future__ import annotations
@@ -20,13 +28,17 @@ from functools import partial
 
 import torch
 
-from zoo.kernels.backend import Backend, resolve_backend, state_dtype
-from zoo.kernels.cupy_runtime import elementwise_grid, kernel_name, launch
+from zoo.kernels.backend import Backend, needs_saving, resolve_backend, state_dtype
+from zoo.kernels.launch import empty, launch
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["spikgru_scan", "spikgru_scan_reference"]
 
+SOURCE = "spikgru_scan.cu"
 SpikeFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+# ---------------------------------------------------------------------------------------------- checks
 
 
 def check_spikgru_inputs(
@@ -55,6 +67,9 @@ def check_spikgru_inputs(
     for name, tensor in (("U", U), ("alpha", alpha), ("b_ui", b_ui)):
         if tensor.device != proj.device:
             raise ValueError(f"spikgru_scan: {name} is on {tensor.device} but proj is on {proj.device}")
+
+
+# ------------------------------------------------------------------------------------------------- reference
 
 
 def spikgru_scan_reference(
@@ -111,125 +126,199 @@ def spikgru_scan_reference(
     return torch.stack(spikes).to(proj.dtype)
 
 
-_SOURCE = "spikgru_scan.cu"
+# ------------------------------------------------------------------------------------------ kernel launches
 
 
-class SpikGRUScanCuPy(torch.autograd.Function):
-    """CuPy SpikGRU recurrence: per step one cuBLAS GEMM (s_{t-1} @ U^T, float32) and one fused elementwise kernel.
+def _launch_forward(proj, weight, leak, bias, gates: int, signed: bool, threshold: float, save: bool):
+    """Forward over T steps (one GEMM s_{t-1} @ U^T and one `spikgru_forward` launch per step).
 
-    Forward, for t = 0..T-1: rec = s_{t-1} @ U^T into a preallocated [B, (g+1)H] float32 buffer, then
-    `spikgru_forward` computes the gates, i, v and the spike of every (b, h) with the float32 op order of
-    `spikgru_scan_reference`. States i, v, s are float32; proj may be float32/float16/bfloat16 and U, alpha,
-    b_ui are cast to float32 once. With autograd recording, it keeps for backward (all float32 [T, B, H]):
-    v, z, i, and for gates=2 also r and c = rec_i + b_ui, plus the spikes it returns; that is 3 (gates=1)
-    or 5 (gates=2) float32 copies of the output size. Without autograd only two ping-pong [B, H] states exist.
-
-    Backward runs in reverse time: per step `spikgru_backward` (elementwise, carrying dL/dv and dL/di) and one
-    GEMM dRec_t @ U for the gradient reaching s_{t-1}. dU is one GEMM dRec^T S_prev over all T*B rows at the end;
-    d alpha and d b_ui are accumulated per (b, h) by the kernel and summed over B. Temporaries: dRec
-    [T, B, (g+1)H] float32 and S_prev [T, B, H] float32.
+    proj [T, B, (g+1)H] contiguous; weight [(g+1)H, H], leak [H], bias [H] float32 contiguous. Returns spikes
+    [T, B, H] in proj's dtype and, when `save`, the float32 [T, B, H] sequences v, z, i, r, c (r and c only for
+    gates = 2) for backward; tensors not kept are [0]. Without `save` i and v live in two ping-pong slots.
     """
+    steps, batch, width = proj.shape
+    hidden = leak.shape[0]
+    f32 = {"dtype": torch.float32, "device": proj.device}
+    slots = steps if save else 2
+    recurrent = torch.empty(batch, width, **f32)
+    s_state = empty((2, batch, hidden), **f32)
+    i_state, v_state = empty((slots, batch, hidden), **f32), empty((slots, batch, hidden), **f32)
+    z_all = empty((steps, batch, hidden) if save else (0,), **f32)
+    r_all = empty((steps, batch, hidden) if save and gates == 2 else (0,), **f32)
+    c_all = empty(r_all.shape, **f32)
+    spikes = empty((steps, batch, hidden), proj.dtype, proj.device)
+    gated = save and gates == 2
+    for t in range(steps):
+        now, before = t % slots, (t - 1) % slots
+        if t == 0:
+            recurrent.zero_()
+        else:
+            torch.mm(s_state[before % 2], weight.t(), out=recurrent)
+        launch(
+            SOURCE,
+            "spikgru_forward",
+            threads=batch * hidden,
+            dtype=proj.dtype,
+            proj_t=proj[t],
+            rec=recurrent,
+            alpha=leak,
+            b_ui=bias,
+            s_prev=s_state[before % 2] if t else None,
+            i_prev=i_state[before] if t else None,
+            v_prev=v_state[before] if t else None,
+            s_out=s_state[t % 2],
+            i_out=i_state[now],
+            v_out=v_state[now],
+            spikes_t=spikes[t],
+            z_out=z_all[t] if save else None,
+            r_out=r_all[t] if gated else None,
+            c_out=c_all[t] if gated else None,
+            batch=batch,
+            hidden=hidden,
+            gates=gates,
+            has_prev=int(t > 0),
+            is_signed=int(signed),
+            save_gates=int(save),
+            threshold=threshold,
+        )
+    if not save:
+        nothing = torch.empty(0, **f32)
+        return spikes, nothing, nothing.clone(), nothing.clone(), r_all, c_all
+    return spikes, v_state, z_all, i_state, r_all, c_all
 
-    @classmethod
-    def apply(cls, proj, U, alpha, b_ui, gates, signed, threshold, gamma):
-        # Inside forward grad mode is always off, so the caller's mode decides here whether to keep saves.
-        return super().apply(proj, U, alpha, b_ui, gates, signed, threshold, gamma, torch.is_grad_enabled())
 
-    @staticmethod
-    def forward(ctx, proj, U, alpha, b_ui, gates, signed, threshold, gamma, recording):
-        proj = proj.contiguous()
-        steps, batch, width = proj.shape
-        hidden = alpha.shape[0]
-        weight = U.detach().to(torch.float32).contiguous()
-        leak = alpha.detach().to(torch.float32).contiguous()
-        bias = b_ui.detach().to(torch.float32).contiguous()
-        saving = recording and any(ctx.needs_input_grad[:4])
-        f32 = {"dtype": torch.float32, "device": proj.device}
+def _launch_backward(
+    grad_spikes, spikes, weight, leak, v_all, z_all, i_all, r_all, c_all, gates, signed, threshold, gamma
+):
+    """(dproj [T, B, (g+1)H] in the spikes' dtype, dU, d alpha, d b_ui in float32) in reverse time.
 
-        rec = torch.empty(batch, width, **f32)
-        s_state = torch.zeros(2, batch, hidden, **f32)
-        slots = steps if saving else 2
-        i_state = torch.empty(slots, batch, hidden, **f32)
-        v_state = torch.empty(slots, batch, hidden, **f32)
-        z_save = torch.empty(steps if saving else 1, batch, hidden, **f32)
-        r_save = torch.empty(steps if saving and gates == 2 else 1, batch, hidden, **f32)
-        c_save = torch.empty_like(r_save)
-        spikes = torch.empty(steps, batch, hidden, dtype=proj.dtype, device=proj.device)
+    Per step one `spikgru_backward` launch (carrying dL/dv and dL/di in place) and one GEMM dRec_t @ U for the
+    gradient reaching s_{t-1}; dU is one GEMM dRec^T S_prev over all T*B rows at the end.
+    """
+    steps, batch, hidden = spikes.shape
+    width = (gates + 1) * hidden
+    f32 = {"dtype": torch.float32, "device": spikes.device}
+    carry = torch.empty(batch, hidden, **f32)
+    gv, gi = empty((batch, hidden), **f32), empty((batch, hidden), **f32)
+    acc_alpha, acc_bias = torch.zeros(batch, hidden, **f32), torch.zeros(batch, hidden, **f32)
+    drec = empty((steps, batch, width), **f32)
+    dproj = empty((steps, batch, width), spikes.dtype, spikes.device)
+    for t in reversed(range(steps)):
+        has_next, has_prev = t + 1 < steps, t > 0
+        launch(
+            SOURCE,
+            "spikgru_backward",
+            threads=batch * hidden,
+            dtype=spikes.dtype,
+            grad_out_t=grad_spikes[t],
+            carry=carry if has_next else None,
+            gv=gv,
+            gi=gi,
+            z_t=z_all[t],
+            z_next=z_all[t + 1] if has_next else None,
+            v_t=v_all[t],
+            v_prev=v_all[t - 1] if has_prev else None,
+            i_t=i_all[t],
+            i_prev=i_all[t - 1] if has_prev else None,
+            r_t=r_all[t] if gates == 2 else None,
+            c_t=c_all[t] if gates == 2 else None,
+            alpha=leak,
+            dproj_t=dproj[t],
+            drec_t=drec[t],
+            acc_alpha=acc_alpha,
+            acc_bui=acc_bias,
+            batch=batch,
+            hidden=hidden,
+            gates=gates,
+            has_next=int(has_next),
+            has_prev=int(has_prev),
+            is_signed=int(signed),
+            threshold=threshold,
+            gamma=gamma,
+        )
+        if has_prev:
+            torch.mm(drec[t], weight, out=carry)
+    s_prev = torch.cat([torch.zeros(1, batch, hidden, **f32), spikes[:-1].float()])
+    grad_weight = drec.view(steps * batch, width).t() @ s_prev.view(steps * batch, hidden)
+    return dproj, grad_weight, acc_alpha.sum(0), acc_bias.sum(0)
 
-        function = kernel_name("spikgru_forward", proj.dtype)
-        grid, block = elementwise_grid(batch * hidden)
-        weight_t = weight.t()
-        for t in range(steps):
-            now, before = t % slots, (t - 1) % slots
-            s_prev, s_out = s_state[(t + 1) % 2], s_state[t % 2]
-            torch.mm(s_prev, weight_t, out=rec)
-            gate_slot = t if saving else 0
-            launch(
-                _SOURCE,
-                function,
-                proj.device,
-                grid,
-                block,
-                (
-                    proj[t], rec, leak, bias, s_prev, i_state[before], v_state[before], s_out, i_state[now],
-                    v_state[now], spikes[t], z_save[gate_slot], r_save[gate_slot if gates == 2 else 0],
-                    c_save[gate_slot if gates == 2 else 0], batch, hidden, gates, int(t > 0), int(signed),
-                    int(saving), threshold,
-                ),
-            )
-        if saving:
-            ctx.save_for_backward(spikes, weight, leak, v_state, z_save, i_state, r_save, c_save)
-            ctx.settings = (gates, signed, threshold, gamma, U.dtype, alpha.dtype, b_ui.dtype)
-        return spikes
 
-    @staticmethod
-    def backward(ctx, grad_spikes):
-        spikes, weight, leak, v_all, z_all, i_all, r_all, c_all = ctx.saved_tensors
-        gates, signed, threshold, gamma, u_dtype, alpha_dtype, bias_dtype = ctx.settings
-        grad_spikes = grad_spikes.contiguous()
-        steps, batch, hidden = spikes.shape
-        width = (gates + 1) * hidden
-        f32 = {"dtype": torch.float32, "device": spikes.device}
+# ------------------------------------------------------------------------------------- PyTorch operators
 
-        carry = torch.zeros(batch, hidden, **f32)
-        gv = torch.zeros(batch, hidden, **f32)
-        gi = torch.zeros(batch, hidden, **f32)
-        acc_alpha = torch.zeros(batch, hidden, **f32)
-        acc_bias = torch.zeros(batch, hidden, **f32)
-        drec = torch.empty(steps, batch, width, **f32)
-        dproj = torch.empty(steps, batch, width, dtype=grad_spikes.dtype, device=spikes.device)
 
-        function = kernel_name("spikgru_backward", grad_spikes.dtype)
-        grid, block = elementwise_grid(batch * hidden)
-        for t in reversed(range(steps)):
-            next_t, prev_t = min(t + 1, steps - 1), max(t - 1, 0)
-            gate_t = t if gates == 2 else 0
-            launch(
-                _SOURCE,
-                function,
-                spikes.device,
-                grid,
-                block,
-                (
-                    grad_spikes[t], carry, gv, gi, z_all[t], z_all[next_t], v_all[t], v_all[prev_t], i_all[t],
-                    i_all[prev_t], r_all[gate_t], c_all[gate_t], leak, dproj[t], drec[t], acc_alpha, acc_bias,
-                    batch, hidden, gates, int(t < steps - 1), int(t > 0), int(signed), threshold, gamma,
-                ),
-            )
-            if t > 0:
-                torch.mm(drec[t], weight, out=carry)
+@torch.library.custom_op("jellyzoo::spikgru_scan_forward", mutates_args=())
+def spikgru_scan_op(
+    proj: torch.Tensor,
+    U: torch.Tensor,
+    alpha: torch.Tensor,
+    b_ui: torch.Tensor,
+    gates: int,
+    signed: bool,
+    threshold: float,
+    gamma: float,
+    save: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(spikes [T, B, H], then the float32 v, z, i, r, c [T, B, H] kept for backward, each [0] when not kept)."""
+    weight, leak, bias = (x.to(torch.float32).contiguous() for x in (U, alpha, b_ui))
+    return _launch_forward(proj.contiguous(), weight, leak, bias, gates, signed, threshold, save)
 
-        grad_U = grad_alpha = grad_bias = None
-        if ctx.needs_input_grad[1]:
-            s_prev = torch.zeros(steps, batch, hidden, **f32)
-            s_prev[1:] = spikes[:-1]
-            grad_U = (drec.view(steps * batch, width).t() @ s_prev.view(steps * batch, hidden)).to(u_dtype)
-        if ctx.needs_input_grad[2]:
-            grad_alpha = acc_alpha.sum(0).to(alpha_dtype)
-        if ctx.needs_input_grad[3]:
-            grad_bias = acc_bias.sum(0).to(bias_dtype)
-        grad_proj = dproj if ctx.needs_input_grad[0] else None
-        return grad_proj, grad_U, grad_alpha, grad_bias, None, None, None, None, None
+
+@spikgru_scan_op.register_fake
+def _(proj, U, alpha, b_ui, gates, signed, threshold, gamma, save):
+    steps, batch, hidden = proj.shape[0], proj.shape[1], alpha.shape[0]
+    sequence = (steps, batch, hidden)
+    kept = [sequence if save else (0,)] * 3 + [sequence if save and gates == 2 else (0,)] * 2
+    return proj.new_empty(sequence), *(proj.new_empty(shape, dtype=torch.float32) for shape in kept)
+
+
+@torch.library.custom_op("jellyzoo::spikgru_scan_backward", mutates_args=())
+def spikgru_scan_backward_op(
+    grad_spikes: torch.Tensor,
+    spikes: torch.Tensor,
+    U: torch.Tensor,
+    alpha: torch.Tensor,
+    b_ui: torch.Tensor,
+    v: torch.Tensor,
+    z: torch.Tensor,
+    i: torch.Tensor,
+    r: torch.Tensor,
+    c: torch.Tensor,
+    gates: int,
+    signed: bool,
+    threshold: float,
+    gamma: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(d proj in the spikes' dtype, dU, d alpha, d b_ui in the dtypes of U, alpha, b_ui)."""
+    weight, leak = U.to(torch.float32).contiguous(), alpha.to(torch.float32).contiguous()
+    grad_spikes = grad_spikes.to(spikes.dtype).contiguous()
+    dproj, grad_weight, grad_alpha, grad_bias = _launch_backward(
+        grad_spikes, spikes, weight, leak, v, z, i, r, c, gates, signed, threshold, gamma
+    )
+    return dproj, grad_weight.to(U.dtype), grad_alpha.to(alpha.dtype), grad_bias.to(b_ui.dtype)
+
+
+@spikgru_scan_backward_op.register_fake
+def _(grad_spikes, spikes, U, alpha, b_ui, v, z, i, r, c, gates, signed, threshold, gamma):
+    steps, batch, hidden = spikes.shape
+    dproj = spikes.new_empty((steps, batch, (gates + 1) * hidden))
+    return dproj, torch.empty_like(U), torch.empty_like(alpha), torch.empty_like(b_ui)
+
+
+def _setup_spikgru_scan(ctx, inputs, output) -> None:
+    _, U, alpha, b_ui, gates, signed, threshold, gamma, _ = inputs
+    ctx.save_for_backward(output[0], U, alpha, b_ui, *output[1:])
+    ctx.settings = (gates, signed, threshold, gamma)
+
+
+def _spikgru_scan_backward(ctx, grad_spikes, *_grad_saved):
+    grads = spikgru_scan_backward_op(grad_spikes, *ctx.saved_tensors, *ctx.settings)
+    return (*grads, None, None, None, None, None)
+
+
+spikgru_scan_op.register_autograd(_spikgru_scan_backward, setup_context=_setup_spikgru_scan)
+
+
+# ---------------------------------------------------------------------------------------------- dispatch
 
 
 def spikgru_scan(
@@ -254,13 +343,15 @@ def spikgru_scan(
         gates: 2 (SpikGRU2) or 1 (SpikGRU).
         signed: signed spikes (the "+" variants) or binary.
         threshold, gamma: spike settings.
-        backend: "auto", "torch" or "cupy".
+        backend: "auto", "torch", "cupy" or "cpu" (see `zoo.kernels.backend`).
 
     Returns:
         spikes, [T, B, H], dtype of `proj`.
     """
     check_spike_parameters(threshold, gamma)
     check_spikgru_inputs(proj, U, alpha, b_ui, gates)
-    if resolve_backend(backend, proj, U, alpha, b_ui) == "cupy":
-        return SpikGRUScanCuPy.apply(proj, U, alpha, b_ui, int(gates), bool(signed), float(threshold), float(gamma))
-    return spikgru_scan_reference(proj, U, alpha, b_ui, gates, signed, threshold, gamma)
+    if resolve_backend(backend, proj, U, alpha, b_ui) == "torch":
+        return spikgru_scan_reference(proj, U, alpha, b_ui, gates, signed, threshold, gamma)
+    save = needs_saving(proj, U, alpha, b_ui)
+    options = (int(gates), bool(signed), float(threshold), float(gamma), save)
+    return spikgru_scan_op(proj, U, alpha, b_ui, *options)[0]

@@ -1,4 +1,4 @@
-"""Backend selection: auto/torch/cupy, the environment variable, and the errors when CuPy cannot run."""
+"""Backend selection: auto/torch/cupy/cpu, the environment variable, and the errors when a backend cannot run."""
 
 from __future__ import annotations
 
@@ -14,10 +14,23 @@ def no_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(backend.BACKEND_ENV, raising=False)
 
 
-def test_auto_and_torch_pick_the_reference_for_cpu_tensors() -> None:
+def test_auto_picks_the_host_build_for_cpu_tensors_when_it_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.zeros(2)
-    assert backend.resolve_backend("auto", x) == "torch"
+    usable, _ = backend.cpu_status()
+    assert backend.resolve_backend("auto", x) == ("cpu" if usable else "torch")
     assert backend.resolve_backend("torch", x) == "torch"
+    assert backend.resolve_backend("auto", x.double()) == "torch"
+    monkeypatch.setattr(backend, "cpu_status", lambda: (False, "no C++ compiler 'g++' on PATH"))
+    assert backend.resolve_backend("auto", x) == "torch"
+    with pytest.raises(RuntimeError, match="backend 'cpu' was forced but is not usable: no C\\+\\+ compiler"):
+        backend.resolve_backend("cpu", x)
+
+
+def test_meta_tensors_take_the_operators_without_a_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "cpu_status", lambda: (False, "no compiler"))
+    meta = torch.zeros(3, 2, 4, device="meta")
+    assert backend.resolve_backend("auto", meta) == "cpu"
+    assert kernels.lif_scan(meta, torch.ones(4, device="meta")).shape == (3, 2, 4)
 
 
 def test_forcing_cupy_on_cpu_tensors_raises() -> None:
@@ -29,6 +42,8 @@ def test_environment_variable_replaces_auto(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(backend.BACKEND_ENV, "cupy")
     with pytest.raises(RuntimeError, match="backend 'cupy'"):
         kernels.spike(torch.zeros(3))
+    monkeypatch.setenv(backend.BACKEND_ENV, "torch")
+    assert kernels.spike(torch.ones(3, requires_grad=True)).grad_fn is not None
     # an explicit argument still wins over the environment
     assert kernels.spike(torch.ones(3), backend="torch").tolist() == [1, 1, 1]
     monkeypatch.setenv(backend.BACKEND_ENV, "TORCH")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.kernels.cupy_runtime import DTYPE_SUFFIX, KERNEL_DIR
+from zoo.kernels.launch import DTYPE_SUFFIX, KERNEL_DIR
 
 SOURCES = sorted(KERNEL_DIR.glob("*.cu"))
 ARCHITECTURES = ("sm_80", "sm_90")

@@ -80,6 +80,25 @@ def test_signed_surrogate_peaks_at_one_on_both_thresholds() -> None:
     torch.testing.assert_close(peaks, torch.ones(2, dtype=torch.float64))
 
 
+HALF_THRESHOLDS = [(torch.float16, 0.1), (torch.bfloat16, 1.003)]
+"""Thresholds that the half dtype cannot represent: compared in float32, its nearest value does not fire."""
+
+
+@pytest.mark.parametrize(("dtype", "threshold"), HALF_THRESHOLDS, ids=str)
+def test_half_membranes_compare_with_the_float32_threshold(dtype: torch.dtype, threshold: float) -> None:
+    nearest = torch.tensor(threshold).to(dtype)
+    above = (nearest.view(torch.int16) + 1).view(dtype)  # the next representable value
+    assert nearest.float() < threshold <= above.float()
+    v = torch.stack([nearest, above, -nearest, -above])
+    for backend in ("torch", "auto"):
+        assert kernels.spike(v, threshold, backend=backend).tolist() == [0, 1, 0, 0]
+        assert kernels.signed_spike(v, threshold, backend=backend).tolist() == [0, 1, 0, -1]
+        current = v.view(1, 4, 1)
+        assert kernels.lif_scan(current, torch.ones(1), threshold, signed=True, backend=backend).flatten().tolist() == [
+            0, 1, 0, -1
+        ]  # fmt: skip
+
+
 def test_spike_keeps_shape_and_dtype() -> None:
     v = torch.randn(3, 1, 5, dtype=torch.bfloat16)
     assert kernels.spike(v).dtype == torch.bfloat16 and kernels.signed_spike(v).shape == (3, 1, 5)
@@ -235,16 +254,35 @@ def test_spikgru_scan_non_contiguous_and_half_inputs() -> None:
         (lambda: kernels.lif_scan(torch.zeros(3, 2, 3), torch.ones(4)), ValueError, r"alpha must have shape \[C\]"),
         (lambda: kernels.lif_scan(torch.zeros(3, 2, 3, dtype=torch.int64), torch.ones(3)), TypeError, "floating"),
         (lambda: kernels.lif_scan(torch.zeros(3, 2, 3), torch.ones(3, device="meta")), ValueError, "is on meta"),
-        (lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(4), gates=3),
-         ValueError, "gates must be 1 or 2"),
-        (lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(4), gates=1),
-         ValueError, r"proj must be \[T, B, 2H\]"),
-        (lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(4, 12), torch.ones(4), torch.ones(4)),
-         ValueError, r"U must be \[3H, H\]"),
-        (lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(3)),
-         ValueError, r"b_ui must be \[H\]"),
-        (lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(2, 2), torch.ones(4)),
-         ValueError, r"alpha must be \[H\]"),
+        (
+            lambda: kernels.spikgru_scan(
+                torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(4), gates=3
+            ),
+            ValueError,
+            "gates must be 1 or 2",
+        ),
+        (
+            lambda: kernels.spikgru_scan(
+                torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(4), gates=1
+            ),
+            ValueError,
+            r"proj must be \[T, B, 2H\]",
+        ),
+        (
+            lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(4, 12), torch.ones(4), torch.ones(4)),
+            ValueError,
+            r"U must be \[3H, H\]",
+        ),
+        (
+            lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(4), torch.ones(3)),
+            ValueError,
+            r"b_ui must be \[H\]",
+        ),
+        (
+            lambda: kernels.spikgru_scan(torch.zeros(3, 2, 12), torch.zeros(12, 4), torch.ones(2, 2), torch.ones(4)),
+            ValueError,
+            r"alpha must be \[H\]",
+        ),
     ],
 )
 def test_documented_errors(call, error: type[Exception], message: str) -> None:

@@ -1,28 +1,23 @@
-"""CuPy `spike` / `signed_spike` / `lif_scan` against the PyTorch references, plus their algorithm on CPU.
+"""The `spike` / `signed_spike` / `lif_scan` kernels against the PyTorch references.
 
-GPU tests (marked `cuda`, skipped without a CUDA device and CuPy) run the real kernels. The CPU tests check
-what does not need a GPU: the float64 transcription of the kernels' loops (the forward recurrence and the
-reverse-time backward with its per-neuron grad_alpha) against autograd of `lif_scan_reference`, and the
-autograd Functions with `launch` replaced by that transcription, which checks their shape handling and that
-every launch passes exactly the arguments (kind, dtype, contiguity) declared by the `.cu` entry point.
+The kernel tests take `kernel_device` (tests/kernels/conftest.py): they run the real `.cu` kernels through the
+ops' operators, on the strict host tier everywhere and through CuPy on a GPU (marked `cuda`). A float64
+transcription of the kernels' loops (the forward recurrence and the reverse-time backward with its per-neuron
+grad_alpha) is also checked against autograd of `lif_scan_reference`.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable, Sequence
-from functools import cache
 from importlib import import_module
-from typing import Any
 
 import pytest
 import torch
 
 from zoo.kernels import (
     BACKEND_ENV,
-    cupy_status,
     lif_scan,
     lif_scan_reference,
     signed_spike,
@@ -32,22 +27,9 @@ from zoo.kernels import (
     spike_reference,
     spike_surrogate,
 )
-from zoo.kernels.cupy_runtime import DTYPE_SUFFIX, KERNEL_DIR
 
 # The package re-exports functions named like their modules, so fetch the modules themselves.
-spike_module = import_module("zoo.kernels.spike")
 lif_scan_module = import_module("zoo.kernels.lif_scan")
-
-
-def _cuda_skip_reason() -> str | None:
-    if not torch.cuda.is_available():
-        return "no CUDA device visible to PyTorch"
-    usable, reason = cupy_status()
-    return None if usable else reason
-
-
-CUDA_SKIP_REASON = _cuda_skip_reason()
-needs_cupy = pytest.mark.skipif(CUDA_SKIP_REASON is not None, reason=f"CuPy kernels cannot run: {CUDA_SKIP_REASON}")
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 KERNEL_DTYPES = (torch.float32, *HALF_DTYPES)
@@ -236,188 +218,19 @@ def test_transcribed_lif_scan_matches_reference_autograd_float64(shape, threshol
 
 
 # ---------------------------------------------------------------------------------------------------------
-# CPU: the autograd Functions with `launch` replaced by the transcription, checked against the .cu signatures
+# The real kernels: strict host tier (every run) and CuPy (GPU)
 # ---------------------------------------------------------------------------------------------------------
-
-
-@cache
-def kernel_parameters(source_name: str, kernel: str) -> tuple[tuple[str, str], ...]:
-    """((C type, name), ...) of the extern "C" entry points `kernel`_<dtype> declared in `source_name`."""
-    text = (KERNEL_DIR / source_name).read_text()
-    match = re.search(rf"\b{kernel}_##\w+\s*\(([^)]*)\)", text)
-    assert match, f"{source_name} declares no entry points {kernel}_<dtype>"
-    declarations = match.group(1).replace("\\", " ").split(",")
-    return tuple(tuple(" ".join(declaration.split()).rsplit(" ", 1)) for declaration in declarations)
-
-
-def emulate_spike_forward(v, spikes, count, threshold, signed_spikes) -> None:
-    spikes.view(count).copy_(transcribed_spike(v.view(count).float(), threshold, bool(signed_spikes)))
-
-
-def emulate_spike_backward(grad_spikes, v, grad_v, count, threshold, gamma, signed_spikes) -> None:
-    surrogate = transcribed_surrogate(v.view(count).float(), threshold, gamma, bool(signed_spikes))
-    grad_v.view(count).copy_(grad_spikes.view(count).float() * surrogate)
-
-
-def emulate_lif_scan_forward(
-    current, alpha, spikes, membrane, steps, neurons, channels, spatial, threshold, signed_spikes, save_membrane
-) -> None:
-    leak = neuron_leak(alpha, neurons, channels, spatial)
-    s, u = transcribed_forward(current.view(steps, neurons).float(), leak, threshold, bool(signed_spikes))
-    spikes.view(steps, neurons).copy_(s)
-    if save_membrane:
-        membrane.view(steps, neurons).copy_(u)
-
-
-def emulate_lif_scan_backward(
-    grad_spikes,
-    membrane,
-    alpha,
-    grad_current,
-    grad_alpha_partial,
-    steps,
-    neurons,
-    channels,
-    spatial,
-    threshold,
-    gamma,
-    signed_spikes,
-) -> None:
-    leak = neuron_leak(alpha, neurons, channels, spatial)
-    grad_u, grad_alpha = transcribed_backward(
-        grad_spikes.view(steps, neurons).float(),
-        membrane.view(steps, neurons),
-        leak,
-        threshold,
-        gamma,
-        bool(signed_spikes),
-    )
-    grad_current.view(steps, neurons).copy_(grad_u)
-    grad_alpha_partial.view(neurons).copy_(grad_alpha)
-
-
-EMULATED_KERNELS = {
-    "spike_forward": emulate_spike_forward,
-    "spike_backward": emulate_spike_backward,
-    "lif_scan_forward": emulate_lif_scan_forward,
-    "lif_scan_backward": emulate_lif_scan_backward,
-}
-
-
-class EmulatedLaunch:
-    """Stands in for `cupy_runtime.launch`: checks the call against the kernel's C signature, then emulates it."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, source_name: str, function: str, device, grid, block, args: Sequence[Any]) -> None:
-        kernel, _, suffix = function.rpartition("_")
-        dtype = {name: dtype for dtype, name in DTYPE_SUFFIX.items()}[suffix]
-        parameters = kernel_parameters(source_name, kernel)
-        assert len(args) == len(parameters), f"{function} takes {len(parameters)} arguments, got {len(args)}"
-        named = {}
-        for (ctype, name), arg in zip(parameters, args, strict=True):
-            if ctype.endswith("*"):
-                assert isinstance(arg, torch.Tensor) and arg.is_contiguous(), f"{function}: {name} must be contiguous"
-                assert arg.dtype == (torch.float32 if "float" in ctype else dtype), f"{function}: {name} {arg.dtype}"
-                assert arg.device == device, f"{function}: {name} is on {arg.device}, launch on {device}"
-            elif ctype == "long long":
-                assert type(arg) is int, f"{function}: {name} must be a Python int, got {type(arg).__name__}"
-            else:
-                assert ctype == "float" and type(arg) is float, f"{function}: {name} ({ctype}) got {arg!r}"
-            named[name] = arg
-        threads = named["count"] if "count" in named else named["neurons"]
-        assert block == (256,) and grid == ((threads + 255) // 256,), f"{function}: grid {grid}, block {block}"
-        self.calls.append((function, named))
-        EMULATED_KERNELS[kernel](**named)
 
 
 @pytest.mark.parametrize("dtype", KERNEL_DTYPES, ids=str)
 @pytest.mark.parametrize("signed", [False, True], ids=["binary", "signed"])
 @pytest.mark.parametrize(("shape", "threshold", "gamma"), SPIKE_CASES)
-def test_spike_function_with_emulated_kernels(monkeypatch, shape, threshold, gamma, signed, dtype) -> None:
-    emulated = EmulatedLaunch()
-    monkeypatch.setattr(spike_module, "launch", emulated)
-    leaf, v = make_membrane(shape, dtype, "cpu", torch.Generator().manual_seed(2), threshold)
-    reference = signed_spike_reference if signed else spike_reference
-    spikes, grad = run_with_grads(lambda: spike_module.SpikeCuPy.apply(v, threshold, gamma, signed), (leaf,))
-    expected_spikes = reference(v, threshold, gamma)
-    upcast = leaf.detach().float().requires_grad_()
-    _, expected_grad = run_with_grads(
-        lambda: reference(upcast.permute(*reversed(range(v.dim()))), threshold, gamma), (upcast,)
-    )
-
-    assert torch.equal(spikes, expected_spikes.detach())
-    assert_close_scaled(grad, expected_grad.to(dtype), ROUNDING_RTOL[dtype])
-    suffix = DTYPE_SUFFIX[dtype]
-    assert [call[0] for call in emulated.calls] == [f"spike_forward_{suffix}", f"spike_backward_{suffix}"]
-    assert emulated.calls[0][1]["signed_spikes"] == int(signed)
-
-
-@pytest.mark.parametrize("dtype", KERNEL_DTYPES, ids=str)
-@pytest.mark.parametrize("signed", [False, True], ids=["binary", "signed"])
-@pytest.mark.parametrize(("shape", "threshold", "gamma", "layout"), LIF_CASES)
-def test_lif_scan_function_with_emulated_kernels(monkeypatch, shape, threshold, gamma, layout, signed, dtype) -> None:
-    emulated = EmulatedLaunch()
-    monkeypatch.setattr(lif_scan_module, "launch", emulated)
-    generator = torch.Generator().manual_seed(3)
-    leaf, current = make_current(shape, layout, dtype, "cpu", generator, threshold)
-    alpha = make_alpha(shape[2], "cpu", generator)
-    spikes, grad_leaf, grad_alpha = run_with_grads(
-        lambda: lif_scan_module.LIFScanCuPy.apply(current, alpha, threshold, signed, gamma), (leaf, alpha)
-    )
-    expected = run_with_grads(lambda: lif_scan_reference(current, alpha, threshold, signed, gamma), (leaf, alpha))
-
-    assert torch.equal(spikes, expected[0])
-    assert_close_scaled(grad_leaf, expected[1], ROUNDING_RTOL[dtype])
-    assert_close_scaled(grad_alpha, expected[2], 1e-4)
-    suffix = DTYPE_SUFFIX[dtype]
-    assert [call[0] for call in emulated.calls] == [f"lif_scan_forward_{suffix}", f"lif_scan_backward_{suffix}"]
-    assert emulated.calls[0][1]["save_membrane"] == 1
-
-
-def test_lif_scan_function_keeps_no_membrane_without_grad(monkeypatch) -> None:
-    emulated = EmulatedLaunch()
-    monkeypatch.setattr(lif_scan_module, "launch", emulated)
-    generator = torch.Generator().manual_seed(4)
-    _, current = make_current((5, 2, 3, 4), "contiguous", torch.float32, "cpu", generator, 1.0)
-    alpha = make_alpha(3, "cpu", generator)
-    with torch.no_grad():
-        spikes = lif_scan_module.LIFScanCuPy.apply(current, alpha, 1.0, False, 10.0)
-    detached = lif_scan_module.LIFScanCuPy.apply(current.detach(), alpha.detach(), 1.0, False, 10.0)
-
-    assert torch.equal(spikes, lif_scan_reference(current.detach(), alpha.detach()))
-    assert torch.equal(detached, spikes)
-    for _, arguments in emulated.calls:
-        assert arguments["save_membrane"] == 0
-        assert arguments["membrane"].numel() == 0
-
-
-def test_cupy_backend_on_cpu_tensors_raises() -> None:
-    v = torch.zeros(2, 3)
-    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
-        spike(v, backend="cupy")
-    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
-        signed_spike(v, backend="cupy")
-    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
-        lif_scan(torch.zeros(2, 1, 3), torch.ones(3), backend="cupy")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# GPU: the real CuPy kernels
-# ---------------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.cuda
-@needs_cupy
-@pytest.mark.parametrize("dtype", KERNEL_DTYPES, ids=str)
-@pytest.mark.parametrize("signed", [False, True], ids=["binary", "signed"])
-@pytest.mark.parametrize(("shape", "threshold", "gamma"), SPIKE_CASES)
-def test_cupy_spike_matches_reference(shape, threshold, gamma, signed, dtype) -> None:
+def test_kernel_spike_matches_reference(kernel_device, kernel_backend, shape, threshold, gamma, signed, dtype) -> None:
     """Spikes equal the reference on the same inputs; half gradients equal the float32 reference rounded once."""
-    leaf, v = make_membrane(shape, dtype, "cuda", torch.Generator().manual_seed(5), threshold)
+    backend = kernel_backend
+    leaf, v = make_membrane(shape, dtype, kernel_device, torch.Generator().manual_seed(5), threshold)
     op, reference = (signed_spike, signed_spike_reference) if signed else (spike, spike_reference)
-    spikes, grad = run_with_grads(lambda: op(v, threshold, gamma, backend="cupy"), (leaf,))
+    spikes, grad = run_with_grads(lambda: op(v, threshold, gamma, backend=backend), (leaf,))
     upcast = leaf.detach().float().requires_grad_()
     permuted = upcast.permute(*reversed(range(v.dim())))
     _, expected_grad = run_with_grads(lambda: reference(permuted, threshold, gamma), (upcast,))
@@ -427,20 +240,21 @@ def test_cupy_spike_matches_reference(shape, threshold, gamma, signed, dtype) ->
     assert_close_scaled(grad, expected_grad.to(dtype), ROUNDING_RTOL[dtype])
 
 
-@pytest.mark.cuda
-@needs_cupy
 @pytest.mark.parametrize("dtype", KERNEL_DTYPES, ids=str)
 @pytest.mark.parametrize("signed", [False, True], ids=["binary", "signed"])
 @pytest.mark.parametrize(
     ("shape", "threshold", "gamma", "layout"),
     [*LIF_CASES, pytest.param((4, 8, 33, 17, 19), 1.0, 10.0, "sliced", id="5d-85k-neurons")],
 )
-def test_cupy_lif_scan_matches_reference(shape, threshold, gamma, layout, signed, dtype) -> None:
+def test_kernel_lif_scan_matches_reference(
+    kernel_device, kernel_backend, shape, threshold, gamma, layout, signed, dtype
+) -> None:
+    backend = kernel_backend
     generator = torch.Generator().manual_seed(6)
-    leaf, current = make_current(shape, layout, dtype, "cuda", generator, threshold)
-    alpha = make_alpha(shape[2], "cuda", generator)
+    leaf, current = make_current(shape, layout, dtype, kernel_device, generator, threshold)
+    alpha = make_alpha(shape[2], kernel_device, generator)
     spikes, grad_leaf, grad_alpha = run_with_grads(
-        lambda: lif_scan(current, alpha, threshold, signed, gamma, backend="cupy"), (leaf, alpha)
+        lambda: lif_scan(current, alpha, threshold, signed, gamma, backend=backend), (leaf, alpha)
     )
     expected = run_with_grads(lambda: lif_scan_reference(current, alpha, threshold, signed, gamma), (leaf, alpha))
 
@@ -449,12 +263,35 @@ def test_cupy_lif_scan_matches_reference(shape, threshold, gamma, layout, signed
     assert_close_scaled(grad_leaf, expected[1], ROUNDING_RTOL[dtype])
     assert_close_scaled(grad_alpha, expected[2], 1e-4)
     with torch.no_grad():
-        assert torch.equal(lif_scan(current, alpha, threshold, signed, gamma, backend="cupy"), expected[0])
+        assert torch.equal(lif_scan(current, alpha, threshold, signed, gamma, backend=backend), expected[0])
 
 
-@pytest.mark.cuda
-@needs_cupy
-def test_cupy_lif_scan_rounds_like_the_reference_on_the_threshold() -> None:
+def test_kernel_lif_scan_keeps_no_membrane_without_grad(kernel_device, kernel_backend, monkeypatch) -> None:
+    """The one save rule: under no_grad, or with inputs that need no gradient, no membrane is written."""
+    backend = kernel_backend
+    launches = []
+
+    def recording_launch(source, kernel, **arguments):
+        launches.append(arguments)
+        lif_scan_module.launch.__wrapped__(source, kernel, **arguments)
+
+    recording_launch.__wrapped__ = lif_scan_module.launch
+    monkeypatch.setattr(lif_scan_module, "launch", recording_launch)
+    generator = torch.Generator().manual_seed(4)
+    _, current = make_current((5, 2, 3, 4), "contiguous", torch.float32, kernel_device, generator, 1.0)
+    alpha = make_alpha(3, kernel_device, generator)
+    with torch.no_grad():
+        spikes = lif_scan(current, alpha, backend=backend)
+    detached = lif_scan(current.detach(), alpha.detach(), backend=backend)
+    lif_scan(current, alpha, backend=backend)
+
+    assert torch.equal(spikes, lif_scan_reference(current.detach(), alpha.detach()))
+    assert torch.equal(detached, spikes)
+    assert [arguments["save_membrane"] for arguments in launches] == [0, 0, 1]
+    assert launches[0]["membrane"] is None and launches[2]["membrane"].shape == (5, 2 * 3 * 4)
+
+
+def test_kernel_lif_scan_rounds_like_the_reference_on_the_threshold(kernel_device, kernel_backend) -> None:
     """Neurons whose u_2 = (alpha u_1 + I_2) - 0 lands on the threshold only without FMA contraction."""
     threshold = 1.0
     generator = torch.Generator().manual_seed(7)
@@ -467,45 +304,54 @@ def test_cupy_lif_scan_rounds_like_the_reference_on_the_threshold() -> None:
     expected = lif_scan_reference(current, alpha[chosen], threshold)
     assert chosen.sum() >= 32 and expected[1].all() and not expected[0].any()
 
-    spikes = lif_scan(current.cuda(), alpha[chosen].cuda(), threshold, backend="cupy")
+    backend = kernel_backend
+    spikes = lif_scan(current.to(kernel_device), alpha[chosen].to(kernel_device), threshold, backend=backend)
     assert torch.equal(spikes.cpu(), expected)
 
 
-@pytest.mark.cuda
-@needs_cupy
-def test_cupy_if_neuron_with_exact_threshold_hits() -> None:
+def test_kernel_if_neuron_with_exact_threshold_hits(kernel_device, kernel_backend) -> None:
     """alpha = 1 and currents on a th/4 grid: the membrane sits exactly on +-th often; spikes must match."""
     threshold = 0.5
     generator = torch.Generator().manual_seed(8)
     current = torch.randint(-4, 7, (20, 4, 6, 9, 9), generator=generator).float() * (threshold / 4)
     alpha = torch.ones(6)
+    backend = kernel_backend
     for signed in (False, True):
         _, membrane = transcribed_forward(current.view(20, -1), torch.ones(()), threshold, signed)
         assert (membrane == threshold).any() and (not signed or (membrane == -threshold).any())
-        spikes = lif_scan(current.cuda(), alpha.cuda(), threshold, signed, backend="cupy")
+        spikes = lif_scan(current.to(kernel_device), alpha.to(kernel_device), threshold, signed, backend=backend)
         assert torch.equal(spikes.cpu(), lif_scan_reference(current, alpha, threshold, signed))
 
 
-@pytest.mark.cuda
-@needs_cupy
-def test_auto_backend_picks_cupy_on_cuda_and_env_forces_torch(monkeypatch) -> None:
+def test_auto_backend_runs_the_kernels_and_env_forces_torch(kernel_device, kernel_backend, monkeypatch) -> None:
     monkeypatch.delenv(BACKEND_ENV, raising=False)
-    current = torch.randn(3, 2, 4, 5, device="cuda", requires_grad=True)
-    alpha = torch.full((4,), 0.9, device="cuda", requires_grad=True)
-    assert type(lif_scan(current, alpha).grad_fn).__name__ == "LIFScanCuPyBackward"
-    assert type(spike(current).grad_fn).__name__ == "SpikeCuPyBackward"
-    assert type(signed_spike(current).grad_fn).__name__ == "SpikeCuPyBackward"
+    current = torch.randn(3, 2, 4, 5, device=kernel_device, requires_grad=True)
+    alpha = torch.full((4,), 0.9, device=kernel_device, requires_grad=True)
+    op_backward = "jellyzoo_lif_scan_forward"  # the autograd node of the jellyzoo::lif_scan_forward operator
+    assert op_backward in lif_scan(current, alpha).grad_fn.name()
+    assert "jellyzoo_spike_forward" in spike(current).grad_fn.name()
+    assert "jellyzoo_spike_forward" in signed_spike(current).grad_fn.name()
 
     monkeypatch.setenv(BACKEND_ENV, "torch")
-    assert "CuPy" not in type(lif_scan(current, alpha).grad_fn).__name__
-    assert "CuPy" not in type(spike(current).grad_fn).__name__
-    assert type(lif_scan(current, alpha, backend="cupy").grad_fn).__name__ == "LIFScanCuPyBackward"
+    assert "jellyzoo" not in lif_scan(current, alpha).grad_fn.name()
+    assert "jellyzoo" not in spike(current).grad_fn.name()
+    assert op_backward in lif_scan(current, alpha, backend=kernel_backend).grad_fn.name()
 
 
-@pytest.mark.cuda
-@needs_cupy
-def test_cupy_kernels_reject_float64() -> None:
+def test_kernels_reject_float64(kernel_device, kernel_backend) -> None:
+    backend = kernel_backend
     with pytest.raises(TypeError, match="float64"):
-        spike(torch.zeros(3, device="cuda", dtype=torch.float64), backend="cupy")
+        spike(torch.zeros(3, device=kernel_device, dtype=torch.float64), backend=backend)
     with pytest.raises(TypeError, match="float64"):
-        lif_scan(torch.zeros(2, 1, 3, device="cuda", dtype=torch.float64), torch.ones(3, device="cuda"), backend="cupy")
+        alpha = torch.ones(3, device=kernel_device)
+        lif_scan(torch.zeros(2, 1, 3, device=kernel_device, dtype=torch.float64), alpha, backend=backend)
+
+
+def test_cupy_backend_on_cpu_tensors_raises() -> None:
+    v = torch.zeros(2, 3)
+    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
+        spike(v, backend="cupy")
+    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
+        signed_spike(v, backend="cupy")
+    with pytest.raises(RuntimeError, match="needs CUDA tensors"):
+        lif_scan(torch.zeros(2, 1, 3), torch.ones(3), backend="cupy")
