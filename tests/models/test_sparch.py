@@ -312,7 +312,7 @@ def test_lengths_make_a_padded_batch_equal_each_sample_alone(kind: str) -> None:
     samples = [3.0 * torch.randn(length, 40) for length in LENGTHS]
     x, lengths = _padded_batch(samples, steps=9)
     with torch.no_grad():
-        batched = model((x, lengths))
+        batched = model(x, lengths)
         rates = zoo.firing_rates(model) if kind in SPIKING else {}
         alone = [model(sample.unsqueeze(0)) for sample in samples]
         if kind in SPIKING:
@@ -344,7 +344,7 @@ def test_padded_frames_change_nothing_in_training(kind: str) -> None:
     for steps in (7, 12):
         torch.manual_seed(1)
         model = _masked_model(kind).train()
-        output = model(_padded_batch(samples, steps))
+        output = model(*_padded_batch(samples, steps))
         scores = output[0] if kind in SPIKING else output
         scores[:, 0].sum().backward()
         grads = {name: parameter.grad for name, parameter in model.named_parameters()}
@@ -362,10 +362,10 @@ def test_full_lengths_equal_a_plain_tensor(kind: str) -> None:
     torch.manual_seed(0)
     x = 3.0 * torch.randn(3, 6, 40)
     outputs = []
-    for inputs in (x, (x, torch.full((3,), 6))):
+    for lengths in (None, torch.full((3,), 6)):
         torch.manual_seed(1)
         model = _masked_model(kind).train()
-        outputs.append((model(inputs), dict(model.named_buffers())))
+        outputs.append((model(x, lengths), dict(model.named_buffers())))
     torch.testing.assert_close(outputs[0], outputs[1])
 
 
@@ -385,11 +385,11 @@ def test_bad_lengths_are_named() -> None:
     model = _tiny("sparch-lif")
     x = torch.zeros(2, 5, 40)
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, T=5\], got \[5, 6\]"):
-        model((x, torch.tensor([5, 6])))
+        model(x, torch.tensor([5, 6]))
     with pytest.raises(ValueError, match=r"lengths must be an integer tensor of shape \(2,\)"):
-        model((x, torch.tensor([5.0, 3.0])))
-    with pytest.raises(ValueError, match="a pair"):
-        model((x, torch.tensor([5, 3]), None))
+        model(x, torch.tensor([5.0, 3.0]))
+    with pytest.raises(TypeError, match=r"pass the lengths as the second argument: model\(features, lengths\)"):
+        model((x, torch.tensor([5, 3])))
 
 
 @pytest.mark.parametrize(

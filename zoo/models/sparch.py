@@ -4,10 +4,10 @@ Design note: sparch.md. Every model is ``[hidden layer] * num_hidden_layers + re
 ``--nb_layers`` counts the readout, so its default ``--nb_layers 3`` is ``num_hidden_layers=2`` here.
 Inputs are batch-first (B, T, F) as the datasets yield them; inside, everything is time-first [T, B, ...].
 
-Padding. A plain tensor input counts every frame, as sparch does (its HD/SC batches are zero-padded to the longest
-item and the padding enters the BatchNorm statistics, the readout's time sum and the firing rates). A tuple
-``(features (B, T, F), lengths (B,) int)``, as the HD/SC datasets' ``collate_fn`` returns with ``lengths=True``,
-marks frames ``t >= lengths[b]`` as padding, and padding then changes nothing:
+Padding. ``model(features)`` counts every frame, as sparch does (its HD/SC batches are zero-padded to the longest
+item and the padding enters the BatchNorm statistics, the readout's time sum and the firing rates).
+``model(features, lengths)`` with ``lengths (B,) int`` (the HD/SC datasets' ``collate_fn`` returns the pair with
+``lengths=True``) marks frames ``t >= lengths[b]`` as padding, and padding then changes nothing:
 - BatchNorm in training takes its mean and (biased) variance over the valid (b, t) rows only and updates the
   running statistics from them (unbiased variance, momentum 0.05) exactly as BatchNorm1d would on those rows alone;
 - bidirectional layers reverse each sequence within its own length (the padding stays at the end);
@@ -172,17 +172,18 @@ def _check_sequence(x: torch.Tensor, features: int, model: str) -> torch.Tensor:
     return x
 
 
-SequenceInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
-
-def _unpack(inputs: SequenceInput, features: int, model: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """x (B, T, F) or (x, lengths (B,)) -> (x [T, B, F] time-first, valid-step mask [T, B] bool or None)."""
-    if not isinstance(inputs, (tuple, list)):
-        return _check_sequence(inputs, features, model).transpose(0, 1), None
-    if len(inputs) != 2:
-        raise ValueError(f"{model}: expected a tensor (B, T, F) or a pair (features, lengths), got {len(inputs)} items")
-    x, lengths = inputs
+def _unpack(
+    x: torch.Tensor, lengths: torch.Tensor | None, features: int, model: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """x (B, T, F) and optional lengths (B,) -> (x [T, B, F] time-first, valid-step mask [T, B] bool or None)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{model}: expected features as a tensor (B, T, {features}), got {type(x).__name__}; pass the lengths as "
+            "the second argument: model(features, lengths)"
+        )
     x = _check_sequence(x, features, model)
+    if lengths is None:
+        return x.transpose(0, 1), None
     batch, steps = x.shape[:2]
     if lengths.shape != (batch,) or lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         got = f"{lengths.dtype} {tuple(lengths.shape)}"
@@ -318,7 +319,7 @@ class SparchReadout(nn.Module):
 class SparchSNN(nn.Module):
     """sparch spiking network: `num_hidden_layers` LIF/RLIF/adLIF/RadLIF layers and the leaky readout.
 
-    Forward: x (B, T, F) or (x, lengths (B,)) -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns
+    Forward: features (B, T, F) [, lengths (B,)] -> (scores (B, C), neuron_rates (sum_l H_l,)) as the original returns
     them: scores = sum over time of per-step class probabilities; neuron_rates = every hidden neuron's mean spike
     count over batch and time, after dropout (what sparch's optional firing-rate regulariser uses). With lengths,
     padded steps are left out (module docstring). Each hidden layer ends in a `SpikeRecord` (``layers.<i>.firing``),
@@ -354,8 +355,9 @@ class SparchSNN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = SparchReadout(features, num_classes, normalization, bias, initial_state)
 
-    def forward(self, inputs: SequenceInput) -> tuple[torch.Tensor, torch.Tensor]:
-        h, valid = _unpack(inputs, self.input_size, type(self).__name__)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, T, F), optional lengths (B,) -> (scores (B, C), neuron_rates (sum_l H_l,))."""
+        h, valid = _unpack(features, lengths, self.input_size, type(self).__name__)
         rates = []
         for layer in self.layers:
             h = layer(h, valid)
@@ -466,7 +468,7 @@ class SparchANNReadout(nn.Module):
 class SparchANN(nn.Module):
     """sparch ANN baseline (MLP, RNN, LiGRU or GRU hidden layers and the ANN readout): (B, T, F) -> scores (B, C).
 
-    Also takes (x, lengths (B,)), leaving padded steps out (module docstring).
+    forward(features, lengths) leaves the padded steps out (module docstring).
 
     The original returns (scores, None); the None carries nothing, so this returns the scores alone.
     """
@@ -495,8 +497,9 @@ class SparchANN(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.readout = SparchANNReadout(features, num_classes, normalization, bias)
 
-    def forward(self, inputs: SequenceInput) -> torch.Tensor:
-        h, valid = _unpack(inputs, self.input_size, type(self).__name__)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """features (B, T, F), optional lengths (B,) -> scores (B, C)."""
+        h, valid = _unpack(features, lengths, self.input_size, type(self).__name__)
         for layer in self.layers:
             h = layer(h, valid)
         return self.readout(h, valid)

@@ -218,23 +218,23 @@ class StereoSpike(nn.Module):
         self.in_channels = encoder[0].conv.in_channels
 
     def forward(
-        self, x: torch.Tensor, return_spikes: bool = False
+        self, events: torch.Tensor, return_spikes: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """x: [B, T, C, H, W] event counts -> depths [B, 4, H, W] in metres.
+        """events: [B, T, C, H, W] event counts -> depths [B, 4, H, W] in metres.
 
         Channel k of the output is the integrator read after head k: (depth4, depth3, depth2, depth1), the last
         one being the final prediction. With `return_spikes`, also returns the bottleneck output and the skip sums
         add4 .. add1, each [B, T, C, h, w] (integer-valued for the SNN).
         """
-        if x.dim() != 5 or x.shape[2] != self.in_channels:
+        if events.dim() != 5 or events.shape[2] != self.in_channels:
             raise ValueError(
                 f"StereoSpike expects [B, T, {self.in_channels}, H, W] event counts (T = 1 for the paper; add the "
-                f"axis with x.unsqueeze(1)), got shape {tuple(x.shape)}"
+                f"axis with events.unsqueeze(1)), got shape {tuple(events.shape)}"
             )
         if self.spiking:
             functional.reset_net(self)
-        size = (x.shape[-2], x.shape[-1])
-        h = x.transpose(0, 1)
+        size = (events.shape[-2], events.shape[-1])
+        h = events.transpose(0, 1)
         skips = []
         for block in self.encoder:
             h = block(h)

@@ -25,7 +25,7 @@ from zoo.train.interrupt import Interrupt
 from zoo.train.recipe import Recipe
 from zoo.train.registries import get_loss, get_metric, get_step_hook
 
-__all__ = ["EpochTotals", "StepContext", "autocast", "evaluate_epoch", "move_to", "train_epoch"]
+__all__ = ["EpochTotals", "StepContext", "autocast", "evaluate_epoch", "move_to", "run_model", "train_epoch"]
 
 
 def move_to(value: Any, device: torch.device) -> Any:
@@ -37,6 +37,16 @@ def move_to(value: Any, device: torch.device) -> Any:
     if isinstance(value, dict):
         return {key: move_to(item, device) for key, item in value.items()}
     return value
+
+
+def run_model(model: nn.Module, inputs: Any) -> Any:
+    """`model` on a batch's inputs: a tensor as its one argument, a tuple or list as positional arguments (e.g.
+    ``(features, lengths)``), a dict as keyword arguments (the names of the model's input specs)."""
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(inputs)
 
 
 def batch_length(value: Any) -> int:
@@ -200,7 +210,7 @@ def train_epoch(
         for inputs, target in bar:
             inputs, target = move_to(inputs, context.device), move_to(target, context.device)
             with autocast(recipe, context.device):
-                output = context.model(inputs)
+                output = run_model(context.model, inputs)
                 loss = loss_fn(output, target, bare, **recipe.loss_options)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -240,7 +250,7 @@ def evaluate_epoch(context: StepContext, loader: Iterable, description: str, spl
     for inputs, target in _progress(batches, context, description, len(batches)):
         inputs, target = move_to(inputs, context.device), move_to(target, context.device)
         with autocast(recipe, context.device):
-            output = bare(inputs)
+            output = run_model(bare, inputs)
             loss = loss_fn(output, target, bare, **recipe.loss_options)
         totals.add(loss, output, target, batch_length(target), firing_rates(bare))
         totals.steps += 1
