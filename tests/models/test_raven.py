@@ -98,7 +98,7 @@ def test_pretrained_encoder_files_load_strictly(reference_dir: Path, layout: str
     model = from_reference("raven-video-base", source)
     ours = model.state_dict()
     assert torch.equal(ours["embed.weight"], state["embed.0.weight"])
-    assert torch.equal(ours["frontend.stem.0.weight"], state["frontend.frontend3D.0.weight"])
+    assert torch.equal(ours["frontend.stem.conv.weight"], state["frontend.frontend3D.0.weight"])
     assert torch.equal(ours["blocks.11.gamma_attn"], state["encoders.11.gamma_mha"])
     assert torch.equal(ours["norm_out.bias"], state["after_norm.bias"])
 
@@ -106,10 +106,11 @@ def test_pretrained_encoder_files_load_strictly(reference_dir: Path, layout: str
 def test_audio_stem_keys_are_mapped(reference_dir: Path) -> None:
     state = random_state(manifest(reference_dir, "raven-audio-base")["state_dict"])
     model = from_reference("raven-audio-base", _prefixed(state, "encoder."))
-    assert torch.equal(model.state_dict()["frontend.stem.0.weight"], state["frontend.trunk.conv1.weight"])
-    assert torch.equal(
-        model.state_dict()["frontend.trunk.layer4.1.bn2.bias"], state["frontend.trunk.layer4.1.bn2.bias"]
-    )
+    ours = model.state_dict()
+    assert torch.equal(ours["frontend.stem.conv.weight"], state["frontend.trunk.conv1.weight"])
+    assert torch.equal(ours["frontend.layer5.1.bn2.bias"], state["frontend.trunk.layer4.1.bn2.bias"])
+    shortcut = state["frontend.trunk.layer2.0.downsample.1.running_var"]
+    assert torch.equal(ours["frontend.layer3.0.shortcut_bn.running_var"], shortcut)
 
 
 @pytest.mark.parametrize("layout", ["flat", "lightning", "legacy"])
@@ -186,7 +187,8 @@ def test_relative_shift_is_the_original_shift_without_a_copy() -> None:
 
 @pytest.mark.parametrize("training", [False, True])
 def test_sdpa_and_reference_attention_agree(training: bool) -> None:
-    """Same weights, padded batch, eval and training mode (no dropout): outputs and gradients agree."""
+    """Same weights, padded batch, eval and training mode (no dropout): outputs and gradients agree (gradients to
+    1e-5 of the largest one: some are sums that nearly cancel)."""
     torch.manual_seed(1)
     config = dict(**TINY, dropout=0.0, attention_dropout=0.0)
     fused = RAVEnEncoder("audio", **config, attention="sdpa").train(training)
@@ -198,8 +200,9 @@ def test_sdpa_and_reference_attention_agree(training: bool) -> None:
     torch.testing.assert_close(out_fused, out_reference, atol=1e-5, rtol=1e-5)
     out_fused.square().sum().backward()
     out_reference.square().sum().backward()
+    scale = max(parameter.grad.abs().max() for parameter in reference.parameters())
     for (name, a), b in zip(fused.named_parameters(), reference.parameters(), strict=True):
-        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-4, msg=name)
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5 * scale, rtol=1e-4, msg=name)
 
 
 def test_decoder_steps_equal_teacher_forcing() -> None:

@@ -33,12 +33,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
-from spikingjelly.activation_based.functional import seq_to_ann_forward
 from torch import nn
 
 from zoo.convert import register_converter
@@ -50,6 +49,7 @@ from zoo.layers.attention import (
     absolute_sinusoids,
     relative_sinusoids,
 )
+from zoo.layers.lipreading_resnet import FramePool, LipReadingResNet18, resnet_stages
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
@@ -64,7 +64,6 @@ __all__ = [
     "RAVEnDecoder",
     "RAVEnEncoder",
     "RAVEnRecognizer",
-    "ResNetBlock",
     "VideoFrontend",
     "convert_raven",
     "normalise_video",
@@ -91,100 +90,57 @@ def normalise_video(frames: torch.Tensor) -> torch.Tensor:
 # Front-ends
 
 
-class ResNetBlock(nn.Module):
-    """ResNet basic block with Swish, 1-D or 2-D: [N, C_in, *S] -> [N, C, *S'].
-
-    y = Swish( BN2(conv2( Swish(BN1(conv1_stride(x))) )) + shortcut(x) ),
-    shortcut = x, or BN(conv1x1_stride(x)) when the stride or the width changes.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int, dims: Literal[1, 2]) -> None:
-        super().__init__()
-        conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-        self.conv1 = conv(in_channels, out_channels, 3, stride, padding=1, bias=False)
-        self.bn1 = norm(out_channels)
-        self.conv2 = conv(out_channels, out_channels, 3, 1, padding=1, bias=False)
-        self.bn2 = norm(out_channels)
-        self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(conv(in_channels, out_channels, 1, stride, bias=False), norm(out_channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.silu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return F.silu(out + shortcut)
+def _he_normal(conv: nn.Module) -> None:
+    """He-normal convolution weights, std sqrt(2 / (k * C_out)) (the original's front-end initialisation)."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
 
 
-class ResNet18Trunk(nn.Module):
-    """The four stages of ResNet-18 (2 blocks each; 64/128/256/512 channels; strides 1/2/2/2): [N, 64, *S] ->
-    [N, 512, *S/8]."""
-
-    def __init__(self, dims: Literal[1, 2]) -> None:
-        super().__init__()
-        widths, in_width = (64, 128, 256, 512), 64
-        for index, width in enumerate(widths):
-            stride = 1 if index == 0 else 2
-            stage = nn.Sequential(ResNetBlock(in_width, width, stride, dims), ResNetBlock(width, width, 1, dims))
-            self.add_module(f"layer{index + 1}", stage)
-            in_width = width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+def _swish(channels: int) -> nn.Module:
+    return nn.SiLU()
 
 
-def _init_front_end(module: nn.Module) -> None:
-    """He-normal convolutions (std sqrt(2 / (k * C_out))), BatchNorm weight 1 and bias 0."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(layer, nn.modules.batchnorm._BatchNorm):
-            nn.init.ones_(layer.weight)
-            nn.init.zeros_(layer.bias)
+class VideoFrontend(LipReadingResNet18):
+    """The shared lip-reading trunk (`zoo.layers.lipreading_resnet`) with RAVEn's choices: video [B, T, H, W]
+    (normalised) -> features [B, T, 512].
 
-
-class VideoFrontend(nn.Module):
-    """3-D stem + 2-D ResNet-18 per frame: video [B, T, H, W] (normalised) -> features [B, T, 512].
-
-    Stem: Conv3d(1 -> 64, (5,7,7), stride (1,2,2), pad (2,3,3), no bias) + BN3d + Swish + MaxPool3d((1,3,3),
-    (1,2,2), (0,1,1)): 88x88 -> 22x22, frame t sees frames t-2..t+2. Trunk: 22 -> 22/11/6/3, then a global average
+    Stem Conv3d(1 -> 64, (5,7,7), stride (1,2,2), pad (2,3,3), no bias) + BN3d + Swish, 3x3/2 max pool per frame
+    (88x88 -> 22x22; frame t sees frames t-2..t+2), ResNet-18 stages with Swish (22 -> 22/11/6/3), global average
     pool. Time stride 1 (T out = T in).
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv3d(1, 64, (5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(64),
-            nn.SiLU(),
-            nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+        super().__init__(
+            activation=_swish,
+            stem_pool=lambda channels: FramePool("max", 3, 2, 1),
+            global_pool=lambda channels: FramePool("avg", None),
+            in_channels=1,
+            conv_init=_he_normal,
         )
-        self.trunk = ResNet18Trunk(dims=2)
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-        _init_front_end(self)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         if video.dim() != 4:
             raise ValueError(f"video input must be [B, T, H, W] grayscale frames, got shape {tuple(video.shape)}")
-        stem = self.stem(video.unsqueeze(1))  # [B, 64, T, 22, 22]
-        features = seq_to_ann_forward(stem.permute(2, 0, 1, 3, 4), [self.trunk, self.pool])  # [T, B, 512]
-        return features.transpose(0, 1)
+        return super().forward(video.unsqueeze(2)).transpose(0, 1)
 
 
 class AudioFrontend(nn.Module):
     """1-D stem + ResNet-18-1D + AvgPool1d(20): waveform [B, N] -> features [B, N // 640, 512].
 
-    Stem Conv1d(1 -> 64, 80, stride 4, pad 38, no bias) + BN + Swish; the trunk's strides 1/2/2/2 and the pool of
-    20 make 640 samples per frame. Trailing N mod 640 samples are dropped first.
+    Stem Conv1d(1 -> 64, 80, stride 4, pad 38, no bias) + BN + Swish; the shared ResNet-18 stages in 1-D (kernel 3,
+    strides 1/2/2/2, Swish; `zoo.layers.lipreading_resnet.resnet_stages`, run as one time step) and the pool of 20
+    make 640 samples per frame. Trailing N mod 640 samples are dropped first.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv1d(1, 64, 80, stride=4, padding=38, bias=False), nn.BatchNorm1d(64), nn.SiLU())
-        self.trunk = ResNet18Trunk(dims=1)
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv1d(1, 64, 80, stride=4, padding=38, bias=False), bn=nn.BatchNorm1d(64), act=nn.SiLU()
+            )
+        )
+        _he_normal(self.stem.conv)
+        self.layer2, self.layer3, self.layer4, self.layer5 = resnet_stages(_swish, dims=1, conv_init=_he_normal)
         self.pool = nn.AvgPool1d(20)
-        _init_front_end(self)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         if audio.dim() != 2:
@@ -192,8 +148,9 @@ class AudioFrontend(nn.Module):
         frames = audio.shape[1] // AUDIO_SAMPLES_PER_FRAME
         if frames == 0:
             raise ValueError(f"audio input has {audio.shape[1]} samples, fewer than one 640-sample frame")
-        waveform = audio[:, None, : frames * AUDIO_SAMPLES_PER_FRAME]
-        return self.pool(self.trunk(self.stem(waveform))).transpose(1, 2)
+        x = self.stem(audio[:, None, : frames * AUDIO_SAMPLES_PER_FRAME])[None]  # one time step: [1, B, 64, L]
+        x = self.layer5(self.layer4(self.layer3(self.layer2(x))))[0]
+        return self.pool(x).transpose(1, 2)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -704,8 +661,9 @@ for _task in ("vsr", "asr"):
 # Conversion from the original checkpoints
 #
 # Original (espnet `E2E` of ahaliassos/raven) -> ours:
-#   encoder: frontend.frontend3D.{0,1} (video) / frontend.trunk.{conv1,bn1} (audio) -> frontend.stem.{0,1};
-#            frontend.trunk.layerN.* unchanged; embed.0 -> embed; encoders.N -> blocks.N with norm_mha -> norm_attn,
+#   encoder: frontend.frontend3D.{0,1} (video) / frontend.trunk.{conv1,bn1} (audio) -> frontend.stem.{conv,bn};
+#            frontend.trunk.layer<k>.<b>.* -> frontend.layer<k+1>.<b>.* with downsample.{0,1} ->
+#            shortcut_{conv,bn}; embed.0 -> embed; encoders.N -> blocks.N with norm_mha -> norm_attn,
 #            self_attn -> attn, gamma_mha -> gamma_attn, feed_forward -> ff; after_norm -> norm_out
 #   ctc.ctc_lo -> ctc_head
 #   decoder: proj_decoder -> memory_proj; embed.0 -> embed; decoders.N -> layers.N with feed_forward -> ff;
@@ -716,12 +674,24 @@ for _task in ("vsr", "asr"):
 # after_norm.). The positional encodings are not in the checkpoints (recomputed).
 
 _ENCODER_TOP = ("frontend.", "embed.", "encoders.", "after_norm.", "input_layer.", "norm.")
+
+
+def _stage(rest: str) -> Callable[[re.Match[str]], str]:
+    """Replacement of the original's frontend.trunk.layer<k>.<block>. (k = 1..4): our frontend.layer<k+1>.<block>.
+    followed by `rest` (a template of the block-relative name)."""
+    return lambda match: f"frontend.layer{int(match.group(1)) + 1}.{match.expand(rest)}"
+
+
 _ENCODER_LEGACY = ((re.compile(r"^input_layer\."), "embed."), (re.compile(r"^norm\."), "after_norm."))
 _DECODER_LEGACY = ((re.compile(r"^output_norm\."), "after_norm."),)
 _ENCODER_RENAMES = (
-    (re.compile(r"^frontend\.frontend3D\.(\d)\."), r"frontend.stem.\1."),
-    (re.compile(r"^frontend\.trunk\.conv1\."), "frontend.stem.0."),
-    (re.compile(r"^frontend\.trunk\.bn1\."), "frontend.stem.1."),
+    (re.compile(r"^frontend\.frontend3D\.0\."), "frontend.stem.conv."),
+    (re.compile(r"^frontend\.frontend3D\.1\."), "frontend.stem.bn."),
+    (re.compile(r"^frontend\.trunk\.conv1\."), "frontend.stem.conv."),
+    (re.compile(r"^frontend\.trunk\.bn1\."), "frontend.stem.bn."),
+    (re.compile(r"^frontend\.trunk\.layer(\d)\.(\d)\.downsample\.0\."), _stage(r"\2.shortcut_conv.")),
+    (re.compile(r"^frontend\.trunk\.layer(\d)\.(\d)\.downsample\.1\."), _stage(r"\2.shortcut_bn.")),
+    (re.compile(r"^frontend\.trunk\.layer(\d)\.(\d)\."), _stage(r"\2.")),
     (re.compile(r"^embed\.0\."), "embed."),
     (re.compile(r"^encoders\.(\d+)\.norm_mha\."), r"blocks.\1.norm_attn."),
     (re.compile(r"^encoders\.(\d+)\.self_attn\."), r"blocks.\1.attn."),
