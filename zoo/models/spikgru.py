@@ -1,6 +1,6 @@
 """SpikGRU lip-reading family (Dampfhoffer & Mesquida, CVPRW 2024): spiking ResNet-18 + spiking GRU heads.
 
-Design note spikgru.md. Input: DVS-Lip event frames [B, T, 2, 88, 88] (channel 0 = +ON counts, channel 1 = -OFF
+Design note: spikgru.md. Input: DVS-Lip event frames [B, T, 2, 88, 88] (channel 0 = +ON counts, channel 1 = -OFF
 counts); output: logits [B, num_classes], the time mean of a per-step linear readout (`forward_steps` gives the
 per-step values [B, T, num_classes]). Inside, everything is time first.
 
@@ -111,7 +111,7 @@ def spikgru_frontend(settings: NeuronSettings, batch_norm: bool = True) -> LipRe
 
 
 class SpikGRUDirection(nn.Module):
-    """One direction of one SpikGRU layer (design note 1.5): x [T, B, in] -> spikes [T, B, H].
+    """One direction of one SpikGRU layer (spikgru.md, section 1.5): x [T, B, in] -> spikes [T, B, H].
 
     Parameters (blocks stacked in the order (z, r, i) for 2 gates, (z, i) for 1 gate, as `spikgru_scan` takes them):
         input_weight [(g+1)H, in], input_bias [(g+1)H]: W_z, W_r, W_i and b_z, b_r, b_i;
