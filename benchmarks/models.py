@@ -18,7 +18,8 @@ What runs, for every selected model and batch size:
 - recording overhead: the training step with the default spike recording (every `SpikeRecord` computing its rate)
   against the same step with the records made identities, interleaved run by run; the target is < 3 %.
 - ratios: the same measurements with the pure-PyTorch kernel backend (``JELLYZOO_KERNEL_BACKEND=torch``; skipped
-  when the selected backend already runs the reference on this device, where the ratio is 1 by definition) and, for
+  when the selected backend already runs the reference on this device, or when the model runs no jellyzoo kernel
+  (``kernel_ops`` column, seen by a dispatch mode): the ratio is 1 by definition there) and, for
   models with an option that takes the value ``"reference"`` (e.g. ReSpike's ``execution``), with that option: each
   figure gets ``reference time / this time`` beside it.
 
@@ -45,6 +46,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm import tqdm
 
 import zoo
@@ -244,8 +246,33 @@ def measure_model(
     return result
 
 
+class KernelOps(TorchDispatchMode):
+    """Records which jellyzoo fused-kernel operators (``jellyzoo::*``, see `zoo.kernels`) run inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "jellyzoo":
+            self.seen.add(func.name())
+        return func(*args, **(kwargs or {}))
+
+
+def kernel_ops(model: nn.Module, inputs: dict[str, Any]) -> list[str]:
+    """The jellyzoo kernel operators one inference forward of `model` runs (none: pure PyTorch whatever the backend)."""
+    model.eval()
+    with torch.no_grad(), KernelOps() as spy:
+        model(**inputs)
+    return sorted(spy.seen)
+
+
 def variants(name: str, backend: str, device: torch.device) -> list[dict[str, Any]]:
-    """The runs of one model: as selected, with the PyTorch reference backend, with each "reference" structure."""
+    """The runs of one model: as selected, with the PyTorch reference backend, with each "reference" structure.
+
+    The reference-backend run is dropped later if the selected run uses no jellyzoo kernel (`kernel_ops`): the
+    computation is then the same PyTorch code either way.
+    """
     runs = [{"label": "selected", "backend": backend, "overrides": {}}]
     probe = torch.empty(0, device=device)
     with kernel_backend(backend):
@@ -265,9 +292,12 @@ def benchmark(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
     batches = args.batch_sizes or [None]
     tasks = [(name, batch, run) for name in names for batch in batches for run in variants(name, args.backend, device)]
     rows = []
+    kernels: dict[tuple[str, int | None], list[str]] = {}
     progress = tqdm(tasks, desc="models", unit="run", file=sys.stderr)
     for name, batch, run in progress:
         progress.set_postfix_str(f"{name} {run['label']}")
+        if run["label"] == "torch backend" and not kernels.get((name, batch)):
+            continue  # no jellyzoo kernel in this model: the reference backend runs the same code
         row = {"model": name, "variant": run["label"], "backend": run["backend"], "overrides": run["overrides"]}
         try:
             torch.manual_seed(0)
@@ -276,6 +306,8 @@ def benchmark(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
                 inputs = make_inputs(name, batch, args.quick, device)
                 row["input_shapes"] = {key: list(value.shape) for key, value in inputs.items()}
                 row["parameters"] = sum(parameter.numel() for parameter in model.parameters())
+                if run["label"] == "selected":
+                    row["kernel_ops"] = kernels[(name, batch)] = kernel_ops(model, inputs)
                 row.update(measure_model(model, inputs, device, args.precision, args.warmup, args.repeats))
         except Exception as error:  # a benchmark row records the failure and the run continues with the next model
             row["error"] = f"{type(error).__name__}: {error}"
@@ -328,7 +360,7 @@ def markdown(report: dict[str, Any]) -> str:
             else "process peak RSS (whole process, libraries included) and its rise during the phase."
         ),
         "",
-        "| model | run | inputs | params | infer samples/s | p50 ms | p90 ms | infer peak MB (rise) "
+        "| model | run (jellyzoo kernels) | inputs | params | infer samples/s | p50 ms | p90 ms | infer peak MB (rise) "
         "| train samples/s | train ms | train peak MB (rise) | recording overhead |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -340,8 +372,11 @@ def markdown(report: dict[str, Any]) -> str:
         shapes = "; ".join(f"{k} {'x'.join(map(str, v))}" for k, v in row["input_shapes"].items())
         overhead = row.get("recording_overhead")
         overhead_text = f"{100 * overhead['fraction']:+.1f} %" if overhead else "no records"
+        ops = [op.split("::")[-1] for op in row.get("kernel_ops", [])]
+        names = [op.removesuffix("_forward") for op in ops if op.endswith("_forward")]
+        kernels = f" ({', '.join(names) or 'none'})" if "kernel_ops" in row else ""
         lines.append(
-            f"| {row['model']} | {row['variant']} | {shapes} | {row['parameters'] / 1e6:.2f} M "
+            f"| {row['model']} | {row['variant']}{kernels} | {shapes} | {row['parameters'] / 1e6:.2f} M "
             f"| {inference['samples_per_s']:.2f}{_fmt_ratio(row, 'inference', 'time')} "
             f"| {inference['p50_ms']:.1f} | {inference['p90_ms']:.1f} "
             f"| {inference['peak_bytes'] / 1e6:.0f} ({inference['above_start_bytes'] / 1e6:.0f})"
