@@ -58,6 +58,7 @@ from zoo.analysis.synops import ConnectionOps, SynapticOperationCounter
 from zoo.layers.spike_record import record_detail, spike_details
 from zoo.options import check_options
 from zoo.registry import get_entry
+from zoo.train.loop import run_model
 from zoo.weights import Checkpoint, read_checkpoint
 
 STEREOSPIKE_SOURCE = "Rançon et al. 2021, StereoSpike, arXiv 2109.13751 v2, Fig. 4 and Sec. 4"
@@ -118,11 +119,6 @@ def _to(value: Any, device: torch.device) -> Any:
     return value
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
-    """Run `model` on a batch: keyword arguments for a dict of named inputs, else as zoo.train calls it."""
-    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
-
-
 def _samples(inputs: Any) -> int:
     if isinstance(inputs, dict):
         return batch_of(inputs)
@@ -152,7 +148,7 @@ def analyse(model: nn.Module, batches: Iterator[Any], raster_neurons: int) -> di
         SynapticOperationCounter(model) as counter,
     ):
         for inputs in batches:
-            _call(model, inputs)
+            run_model(model, inputs)
             activity.add(spike_details(model))
             samples += _samples(inputs)
             shapes = shapes or _shapes(inputs)
@@ -491,7 +487,7 @@ def _overrides(name: str, words: list[str]) -> dict[str, Any]:
     return check_options(pairs, get_entry(name).config_types, owner=name, parse=True)
 
 
-def run_model(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def report_model(name: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """Build, measure and describe one model."""
     checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
     overrides = {**(checkpoint.model_config if checkpoint else {}), **_overrides(name, args.set)}
@@ -570,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in progress:
         progress.set_postfix_str(name)
         try:
-            report = run_model(name, args, device)
+            report = report_model(name, args, device)
         except Exception as error:  # a report records the failure and the run continues with the next model
             failures[name] = f"{type(error).__name__}: {error}"
             print(f"{name} failed:\n{traceback.format_exc()}", file=sys.stderr)
