@@ -55,13 +55,14 @@ KERNEL_DIR = HOST_DIR.parent
 CACHE_ENV = "JELLYZOO_KERNEL_CACHE"
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-_COMMON_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-fno-fast-math", "-Wall", "-Wextra", "-Werror")
+_COMMON_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-Wl,-z,defs", "-fno-fast-math", "-Wall", "-Wextra", "-Werror")
 BUILD_FLAGS: dict[str, tuple[str, ...]] = {
     "fast": ("-O3", "-ffp-contract=off", "-fopenmp"),
     "strict": ("-O1", "-ffp-contract=off"),
     "fused": ("-O2", "-ffp-contract=fast", *(("-mfma",) if _X86 else ())),
 }
-"""g++ flags of each build besides the common ones (C++17, shared, warnings as errors, no fast-math)."""
+"""g++ flags of each build besides the common ones (C++17, shared with no undefined symbol, warnings as errors,
+no fast-math)."""
 
 GUARD_BYTES = 64
 _GUARD_PATTERNS = (0xFF, 0x7F)
@@ -271,19 +272,15 @@ def _check_against_compiled(compiled: HostLibrary, function: str, args: Sequence
         elif ctype not in ("long long", "float"):
             raise HostLaunchError(f"{where}: the host launcher cannot pass this type")
     tensors = [
-        (name, value) for (_, name), value in zip(signature, args, strict=True) if isinstance(value, torch.Tensor)
+        (k, name, value.data_ptr(), value.data_ptr() + value.nbytes)
+        for k, ((_, name), value) in enumerate(zip(signature, args, strict=True))
+        if isinstance(value, torch.Tensor) and value.nbytes
     ]
-    for (ctype, name), value in zip(signature, args, strict=True):
-        if not isinstance(value, torch.Tensor) or ctype.startswith("const") or value.nbytes == 0:
+    for k, name, start, end in tensors:
+        if signature[k][0].startswith("const"):
             continue
-        start, end = value.data_ptr(), value.data_ptr() + value.nbytes
-        for other_name, other in tensors:
-            if (
-                other is not value
-                and other.nbytes
-                and other.data_ptr() < end
-                and start < other.data_ptr() + other.nbytes
-            ):
+        for other, other_name, other_start, other_end in tensors:
+            if other != k and other_start < end and start < other_end:
                 raise HostLaunchError(f"{function}: output {name} overlaps argument {other_name}")
 
 
