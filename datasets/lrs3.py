@@ -1,0 +1,346 @@
+"""LRS3 (Afouras et al., 2018) as RAVEn reads it: mouth-crop videos, 16 kHz audio, SentencePiece unit ids.
+
+On disk (the layout of RAVEn's data module; design note respike_raven.md, sections B.6-B.7)::
+
+    <root>/<csv_dir>/<list>_with_tags_counts_unigram1000.csv   rows ``tag,relative path,frames,unit ids``
+    <root>/<video_dir>/<relative path>                          96x96 mouth crops at 25 fps (.avi/.mp4, any codec)
+    <root>/<audio_dir>/<relative path without its extension>.wav   16 kHz mono
+
+``<list>`` is ``train`` (433 h) or ``trainval`` (the 30 h low-resource set) for ``split="train"``, ``val`` and
+``test`` for the others; unit ids are space-separated (1..1047 for unigram1000); ``frames`` is the video length,
+used for batching by total frames (`FrameBudgetBatchSampler`).
+
+Items ``(inputs, target)``: ``target`` the unit ids [L] int64; ``inputs`` by modality
+
+- ``"video"``: frames [T, 88, 88] float32: RGB -> grayscale (0.2989 R + 0.587 G + 0.114 B) / 255, random 88 crop
+  + horizontal flip (p 0.5) for training, centre 88 crop otherwise, then (x - 0.421) / 0.165;
+- ``"audio"``: waveform [N] float32 (libsndfile's [-1, 1] scale, as torchaudio ``normalize=True``);
+- ``"audiovisual"``: both, the waveform cut or zero-padded to T x 640 samples.
+
+Training items get RAVEn's time masking (``AdaptiveLengthTimeMask``, zeros after normalisation) when
+``augment_time_mask``: for a sequence of n steps (frames, or samples), ``int((n + stride - 0.1) // stride)``
+masks; each draws two integers a, b in [0, window): it starts at a uniform position in [0, n - a) and covers b
+steps (skipped when a = 0 or a >= n). Window and stride are ``time_mask_window_s`` (0.4 s) and
+``time_mask_stride_s`` (1 s) at 25 frames or 16000 samples per second.
+
+`collate_fn` pads a batch to ``({"x": [B, T_max, ...], "lengths": [B], "tokens": [B, L_max]}, tokens)`` with zeros
+and -1 (the forward arguments of the RAVEn recognisers, teacher forcing included).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from zoo.datasets.fbank import read_audio
+from zoo.datasets.options import checked_options
+from zoo.datasets.video import read_frame_count, read_frames
+
+__all__ = [
+    "AUDIO_RATE",
+    "CROP_SIZE",
+    "LRS3",
+    "FrameBudgetBatchSampler",
+    "Utterance",
+    "read_lrs3_csv",
+    "time_mask",
+    "write_lrs3_csv",
+]
+
+VIDEO_FPS, AUDIO_RATE, SAMPLES_PER_FRAME = 25, 16000, 640
+CROP_SIZE = 88
+VIDEO_MEAN, VIDEO_STD = 0.421, 0.165
+GRAYSCALE_WEIGHTS = (0.2989, 0.587, 0.114)
+"""ITU-R 601-2 luma weights, as torchvision's Grayscale."""
+CSV_SUFFIX = "_with_tags_counts_unigram1000.csv"
+
+Modality = Literal["video", "audio", "audiovisual"]
+
+
+class Utterance(NamedTuple):
+    """One CSV row."""
+
+    tag: str
+    path: str
+    frames: int
+    units: tuple[int, ...]
+
+
+def read_lrs3_csv(path: str | Path) -> list[Utterance]:
+    """Rows ``tag,relative path,frames,unit ids`` of a RAVEn label CSV; a malformed row is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"LRS3 label file {path} does not exist")
+    rows = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            if not row:
+                continue
+            if len(row) != 4:
+                raise ValueError(f"{path}:{number}: expected 4 fields 'tag,path,frames,unit ids', got {len(row)}")
+            tag, relative, frames, units = row
+            try:
+                count, ids = int(frames), tuple(int(unit) for unit in units.split())
+            except ValueError:
+                raise ValueError(f"{path}:{number}: frames and unit ids must be integers, got {row[2:]!r}") from None
+            if count < 1 or not ids:
+                raise ValueError(f"{path}:{number}: needs >= 1 frame and >= 1 unit, got {count} frames, {units!r}")
+            rows.append(Utterance(tag, relative, count, ids))
+    if not rows:
+        raise ValueError(f"LRS3 label file {path} lists no utterance")
+    return rows
+
+
+def write_lrs3_csv(path: str | Path, rows: Sequence[Utterance]) -> Path:
+    """Write rows in the label-CSV format (for preparing data and for tests)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        for row in rows:
+            writer.writerow([row.tag, row.path, row.frames, " ".join(map(str, row.units))])
+    return path
+
+
+def time_mask(x: torch.Tensor, window: int, stride: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """RAVEn's adaptive-length time masking (module docstring) along axis 0 of `x` [n, ...]: a masked copy."""
+    length = x.shape[0]
+    masked = x.clone()
+    count = int((length + stride - 0.1) // stride)
+    if window < 1 or count < 1:
+        return masked
+    draws = torch.randint(0, window, (count, 2), generator=generator).tolist()
+    for start_range, span in draws:
+        if start_range == 0 or length - start_range <= 0:
+            continue
+        start = int(torch.randint(0, length - start_range, (1,), generator=generator))
+        masked[start : start + span] = 0
+    return masked
+
+
+def _grayscale(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB [T, 3, H, W] -> float32 gray in [0, 1], [T, H, W]."""
+    weights = torch.tensor(GRAYSCALE_WEIGHTS, dtype=torch.float32).view(1, 3, 1, 1)
+    return (frames.to(torch.float32) / 255.0 * weights).sum(1)
+
+
+class LRS3(Dataset):
+    """LRS3 utterances for RAVEn's VSR/ASR fine-tuning and pre-training (module docstring).
+
+    Args:
+        root: folder holding `csv_dir`, `video_dir` and `audio_dir`.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        modality: ``"video"`` (VSR), ``"audio"`` (ASR) or ``"audiovisual"`` (pre-training).
+        train_list: label list of the training split: ``"train"`` (433 h) or ``"trainval"`` (30 h low-resource).
+        csv_dir: folder of the label CSVs under root.
+        video_dir: folder of the mouth-crop videos under root.
+        audio_dir: folder of the 16 kHz .wav files under root.
+        augment_flip: random horizontal flip (p 0.5) of training videos.
+        augment_time_mask: RAVEn's time masking of training inputs.
+        time_mask_window_s: longest mask in seconds (0.4; RAVEn's ASR scripts use 0.6).
+        time_mask_stride_s: one mask per started stride, in seconds (1.0; ASR scripts 2.0).
+        max_samples: keep only the first N utterances (quick runs).
+        check_files: ``"open"``: check that every listed file exists when the dataset opens; ``"first_read"``:
+            when it is first read.
+    """
+
+    @checked_options
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        modality: Modality = "video",
+        train_list: Literal["train", "trainval"] = "train",
+        csv_dir: str = "data_paths",
+        video_dir: str = "LRS3_h96w96_avi",
+        audio_dir: str = "LRS3_audio",
+        augment_flip: bool = True,
+        augment_time_mask: bool = True,
+        time_mask_window_s: float = 0.4,
+        time_mask_stride_s: float = 1.0,
+        max_samples: int | None = None,
+        check_files: Literal["open", "first_read"] = "open",
+    ) -> None:
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"LRS3 split must be 'train', 'val' or 'test', got {split!r}")
+        if time_mask_window_s < 0 or time_mask_stride_s <= 0:
+            raise ValueError(
+                f"LRS3 time masks need window >= 0 and stride > 0 s, got {time_mask_window_s}, {time_mask_stride_s}"
+            )
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"LRS3 root {self.root} does not exist")
+        self.split, self.modality = split, modality
+        self.training = split == "train"
+        self.augment_flip = augment_flip and self.training
+        self.augment_time_mask = augment_time_mask and self.training
+        self.window_s, self.stride_s = time_mask_window_s, time_mask_stride_s
+        self.video_root, self.audio_root = self.root / video_dir, self.root / audio_dir
+        listed = train_list if split == "train" else split
+        self.utterances = read_lrs3_csv(self.root / csv_dir / f"{listed}{CSV_SUFFIX}")[:max_samples]
+        self.check_files = check_files
+        if check_files == "open":
+            for index in range(len(self.utterances)):
+                self._check(index)
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Video frames of every utterance (from the CSV), for `FrameBudgetBatchSampler`."""
+        return [row.frames for row in self.utterances]
+
+    def video_path(self, index: int) -> Path:
+        return self.video_root / self.utterances[index].path
+
+    def audio_path(self, index: int) -> Path:
+        return self.audio_root / Path(self.utterances[index].path).with_suffix(".wav")
+
+    def _check(self, index: int) -> None:
+        paths = {"video": [self.video_path(index)], "audio": [self.audio_path(index)]}.get(
+            self.modality, [self.video_path(index), self.audio_path(index)]
+        )
+        for path in paths:
+            if not path.is_file():
+                row = self.utterances[index]
+                raise FileNotFoundError(f"LRS3: {path} (listed as {row.path!r}) does not exist")
+
+    def _video(self, index: int) -> torch.Tensor:
+        path = self.video_path(index)
+        gray = _grayscale(read_frames(path, list(range(read_frame_count(path)))))
+        height, width = gray.shape[1:]
+        if height < CROP_SIZE or width < CROP_SIZE:
+            raise ValueError(f"LRS3 video {path} is {height}x{width}, smaller than the {CROP_SIZE}x{CROP_SIZE} crop")
+        if self.training:
+            top = int(torch.randint(0, height - CROP_SIZE + 1, (1,)))
+            left = int(torch.randint(0, width - CROP_SIZE + 1, (1,)))
+        else:
+            top, left = round((height - CROP_SIZE) / 2), round((width - CROP_SIZE) / 2)
+        frames = gray[:, top : top + CROP_SIZE, left : left + CROP_SIZE]
+        if self.augment_flip and float(torch.rand(())) < 0.5:
+            frames = frames.flip(-1)
+        frames = (frames - VIDEO_MEAN) / VIDEO_STD
+        if self.augment_time_mask:
+            frames = time_mask(frames, int(self.window_s * VIDEO_FPS), int(self.stride_s * VIDEO_FPS))
+        return frames.contiguous()
+
+    def _audio(self, index: int, frames: int | None = None) -> torch.Tensor:
+        path = self.audio_path(index)
+        waveform, rate = read_audio(path)
+        if rate != AUDIO_RATE:
+            raise ValueError(f"LRS3 audio {path} is sampled at {rate} Hz, expected {AUDIO_RATE} Hz")
+        if frames is not None:
+            samples = frames * SAMPLES_PER_FRAME
+            waveform = torch.nn.functional.pad(waveform[:samples], (0, max(0, samples - waveform.shape[0])))
+        if self.augment_time_mask:
+            waveform = time_mask(waveform, int(self.window_s * AUDIO_RATE), int(self.stride_s * AUDIO_RATE))
+        return waveform
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+        if self.check_files == "first_read":
+            self._check(index)
+        units = torch.tensor(self.utterances[index].units, dtype=torch.int64)
+        if self.modality == "video":
+            return self._video(index), units
+        if self.modality == "audio":
+            return self._audio(index), units
+        video = self._video(index)
+        return (video, self._audio(index, frames=video.shape[0])), units
+
+    def collate_fn(self, items: Sequence[tuple]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Zero-padded inputs, lengths (frames for video, samples for audio) and -1-padded unit ids (module
+        docstring); for ``"audiovisual"`` the inputs are ``{"video", "audio", "lengths" (frames), "tokens"}``."""
+        tokens = _pad([units for _, units in items], -1)
+        if self.modality == "audiovisual":
+            videos = [inputs[0] for inputs, _ in items]
+            inputs = {
+                "video": _pad(videos, 0.0),
+                "audio": _pad([inputs[1] for inputs, _ in items], 0.0),
+                "lengths": torch.tensor([len(video) for video in videos]),
+            }
+        else:
+            sequences = [inputs for inputs, _ in items]
+            inputs = {"x": _pad(sequences, 0.0), "lengths": torch.tensor([len(sequence) for sequence in sequences])}
+        inputs["tokens"] = tokens
+        return inputs, tokens
+
+
+def _pad(sequences: Sequence[torch.Tensor], value: float) -> torch.Tensor:
+    return torch.nn.utils.rnn.pad_sequence(list(sequences), batch_first=True, padding_value=value)
+
+
+class FrameBudgetBatchSampler(Sampler[list[int]]):
+    """Batches of utterances whose padded size (longest x count) stays within `max_frames`, as RAVEn's
+    ``ByFrameCountSampler`` (fairseq ``batch_by_size``), shared out over DDP processes.
+
+    Every epoch: indices sorted by length, longest first (ties in a random order drawn from ``(seed, epoch)``),
+    cut greedily into batches (a batch closes when one more utterance would pass the budget; an utterance longer
+    than the budget is a batch alone); then the batch order is shuffled with the same seed (``shuffle=False``:
+    neither) and process `rank` of `world_size` takes batches rank, rank + world_size, ... (the list is first
+    padded by repeating its first batches so that every process gets the same number).
+
+    Args:
+        sizes: length of every utterance (video frames).
+        max_frames: frame budget per batch and process (RAVEn: 2400 for training, 500 for validation).
+        shuffle, seed: random tie order and batch order.
+        rank, world_size: this process and the number of processes.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        max_frames: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size = {world_size})")
+        self.sizes = torch.as_tensor(list(sizes), dtype=torch.int64)
+        self.max_frames, self.shuffle, self.seed = max_frames, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of `epoch` (call before iterating, as with `DistributedSampler`)."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        ties = torch.randperm(len(self.sizes), generator=generator) if self.shuffle else torch.arange(len(self.sizes))
+        by_tie = self.sizes[ties]
+        order = ties[torch.sort(by_tie, descending=True, stable=True).indices].tolist()
+        batches: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for index in order:
+            size = int(self.sizes[index])
+            if current and max(longest, size) * (len(current) + 1) > self.max_frames:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(index)
+            longest = max(longest, size)
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        total = math.ceil(len(batches) / self.world_size) * self.world_size
+        batches += batches[: total - len(batches)]
+        return batches[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

@@ -1,0 +1,171 @@
+"""LRS3 in RAVEn's layout: tiny real files (FFV1 .avi mouth crops, 16 kHz .wav, label CSVs) written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from zoo.datasets import LRS3, get_dataset
+from zoo.datasets.lrs3 import CSV_SUFFIX, FrameBudgetBatchSampler, Utterance, time_mask, write_lrs3_csv
+from zoo.datasets.video import write_video
+
+STD = 0.165
+UTTERANCES = [("spk1/00001", 12, (5, 7, 9)), ("spk1/00002", 7, (3,)), ("spk2/00001", 9, (4, 4, 1, 2))]
+
+
+def gray_frames(frames: int, seed: int) -> np.ndarray:
+    """Smooth grayscale frames [T, 96, 96] uint8 (a gradient plus a moving square, distinct per frame)."""
+    rng = np.random.default_rng(seed)
+    base = np.add.outer(np.arange(96), np.arange(96)).astype(np.float64)
+    video = np.empty((frames, 96, 96), dtype=np.uint8)
+    for t in range(frames):
+        image = 40 + base * 0.8 + rng.normal(0, 1, (96, 96))
+        image[10 + t : 30 + t, 50:70] = 230
+        video[t] = np.clip(image, 0, 255).round()
+    return video
+
+
+def write_lrs3(root: Path) -> dict[str, np.ndarray]:
+    """Every split lists the same three utterances; returns the written frames and waveforms by stem."""
+    written = {}
+    rows = []
+    for index, (stem, frames, units) in enumerate(UTTERANCES):
+        video = gray_frames(frames, index)
+        write_video(root / "LRS3_h96w96_avi" / f"{stem}.avi", np.repeat(video[..., None], 3, -1), codec="ffv1")
+        samples = frames * 640 - 100 + 250 * index  # not a multiple of 640: cut or padded for audiovisual
+        waveform = (0.3 * np.sin(np.arange(samples) * 0.05 * (index + 1))).astype(np.float32)
+        (root / "LRS3_audio" / stem).parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", waveform, 16000, subtype="PCM_16")
+        written[stem] = video
+        written[stem + ".wav"] = soundfile.read(root / "LRS3_audio" / f"{stem}.wav", dtype="float32")[0]
+        rows.append(Utterance("lrs3", f"{stem}.avi", frames, units))
+    for listed in ("train", "trainval", "val", "test"):
+        write_lrs3_csv(root / "data_paths" / f"{listed}{CSV_SUFFIX}", rows)
+    return written
+
+
+@pytest.fixture(scope="module")
+def lrs3_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, np.ndarray]]:
+    root = tmp_path_factory.mktemp("lrs3")
+    return root, write_lrs3(root)
+
+
+def normalised(pixels: np.ndarray) -> torch.Tensor:
+    return (torch.from_numpy(pixels).float() / 255 - 0.421) / STD
+
+
+def test_test_split_gives_centre_crops_and_units(lrs3_root) -> None:
+    root, written = lrs3_root
+    dataset = get_dataset("lrs3")(root, "test")
+    assert len(dataset) == 3 and dataset.sizes == [12, 7, 9]
+    frames, units = dataset[0]
+    assert frames.shape == (12, 88, 88) and frames.dtype == torch.float32
+    assert units.tolist() == [5, 7, 9]
+    expected = normalised(written["spk1/00001"][:, 4:92, 4:92])
+    assert (frames - expected).abs().max() < 3 / 255 / STD  # FFV1 stores YUV: RGB <-> YUV rounding only
+
+
+def test_training_crops_flips_and_masks(lrs3_root) -> None:
+    root, written = lrs3_root
+    dataset = LRS3(root, "train", augment_time_mask=False)
+    video = normalised(written["spk1/00001"])
+    seen_flip = set()
+    torch.manual_seed(0)
+    for _ in range(4):
+        frames, _ = dataset[0]
+        matches = [
+            (top, left, flip)
+            for top in range(9)
+            for left in range(9)
+            for flip in (False, True)
+            if (
+                (
+                    video[:, top : top + 88, left : left + 88].flip(-1)
+                    if flip
+                    else video[:, top : top + 88, left : left + 88]
+                )
+                - frames
+            )
+            .abs()
+            .max()
+            < 3 / 255 / STD
+        ]
+        assert len(matches) == 1
+        seen_flip.add(matches[0][2])
+    assert seen_flip == {False, True}
+    masked = LRS3(root, "train", augment_flip=False, time_mask_window_s=0.4, time_mask_stride_s=0.2)
+    torch.manual_seed(1)
+    frames, _ = masked[0]
+    zero_frames = (frames == 0).flatten(1).all(1)
+    assert zero_frames.any() and not zero_frames.all()
+
+
+def test_audio_and_audiovisual_items(lrs3_root) -> None:
+    root, written = lrs3_root
+    audio = LRS3(root, "val", modality="audio")
+    waveform, units = audio[1]
+    torch.testing.assert_close(waveform, torch.from_numpy(written["spk1/00002.wav"]))
+    assert units.tolist() == [3]
+    both = LRS3(root, "test", modality="audiovisual")
+    (video, audio_padded), _ = both[0]  # 12 * 640 - 100 samples written: zero-padded to 12 * 640
+    assert video.shape[0] == 12 and audio_padded.shape == (12 * 640,)
+    torch.testing.assert_close(audio_padded[:-100], torch.from_numpy(written["spk1/00001.wav"]))
+    assert (audio_padded[-100:] == 0).all()
+    (video, audio_cut), _ = both[2]  # 9 * 640 + 400 samples: cut to 9 * 640
+    assert video.shape[0] == 9 and audio_cut.shape == (9 * 640,)
+    torch.testing.assert_close(audio_cut, torch.from_numpy(written["spk2/00001.wav"])[: 9 * 640])
+
+
+def test_collate_pads_inputs_lengths_and_units(lrs3_root) -> None:
+    root, _ = lrs3_root
+    dataset = LRS3(root, "test")
+    inputs, target = dataset.collate_fn([dataset[0], dataset[1]])
+    assert inputs["x"].shape == (2, 12, 88, 88) and inputs["lengths"].tolist() == [12, 7]
+    assert (inputs["x"][1, 7:] == 0).all()
+    assert target.tolist() == [[5, 7, 9], [3, -1, -1]] and torch.equal(inputs["tokens"], target)
+
+
+def test_bad_files_are_named(lrs3_root, tmp_path: Path) -> None:
+    root, _ = lrs3_root
+    (tmp_path / "data_paths").mkdir()
+    (tmp_path / "data_paths" / f"test{CSV_SUFFIX}").write_text("lrs3,a.avi,12\n")
+    with pytest.raises(ValueError, match=r"test_with_tags_counts_unigram1000.csv:1: expected 4 fields"):
+        LRS3(tmp_path, "test")
+    (tmp_path / "data_paths" / f"test{CSV_SUFFIX}").write_text("lrs3,missing/x.avi,12,1 2\n")
+    with pytest.raises(FileNotFoundError, match=r"missing/x.avi.*does not exist"):
+        LRS3(tmp_path, "test")
+    with pytest.raises(FileNotFoundError, match="LRS3 label file"):
+        LRS3(root, "test", csv_dir="nowhere")
+
+
+def test_time_mask_follows_the_original_rule() -> None:
+    x = torch.ones(50, 2)
+    generator = torch.Generator().manual_seed(3)
+    masked = time_mask(x, window=10, stride=25, generator=generator)
+    generator = torch.Generator().manual_seed(3)
+    draws = torch.randint(0, 10, (2, 2), generator=generator).tolist()  # int((50 + 25 - 0.1) // 25) = 2 masks
+    expected = torch.ones(50, 2)
+    for start_range, span in draws:
+        if start_range > 0:
+            start = int(torch.randint(0, 50 - start_range, (1,), generator=generator))
+            expected[start : start + span] = 0
+    torch.testing.assert_close(masked, expected)
+    assert torch.equal(time_mask(x, window=0, stride=25), x)
+
+
+def test_frame_budget_batches_cover_every_utterance_once() -> None:
+    sizes = [30, 155, 80, 80, 12, 200, 95, 40, 60, 150, 20, 75]
+    sampler = FrameBudgetBatchSampler(sizes, max_frames=300, seed=1)
+    batches = list(sampler)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(sizes)))
+    assert all(max(sizes[i] for i in batch) * len(batch) <= 300 for batch in batches)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches and len(sampler) == len(batches)
+    shards = [list(FrameBudgetBatchSampler(sizes, 300, seed=1, rank=r, world_size=3)) for r in range(3)]
+    assert len({len(shard) for shard in shards}) == 1
+    assert {i for shard in shards for batch in shard for i in batch} == set(range(len(sizes)))
+    assert list(FrameBudgetBatchSampler(sizes, 100, shuffle=False))[0] == [5]  # longer than the budget: alone
