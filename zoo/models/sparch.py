@@ -45,6 +45,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from zoo.analysis.synops import Projection
 from zoo.convert import StateDict, register_converter
 from zoo.kernels import sparch_scan
 from zoo.layers.spike_record import SpikeRecord
@@ -282,6 +283,25 @@ class SparchSpikingLayer(nn.Module):
         if self.bidirectional:
             spikes = _merge_directions(spikes, batch, valid)
         return self.firing(self.dropout(spikes), valid)
+
+    def functional_projections(self, args: tuple, kwargs: dict, output: torch.Tensor) -> list[Projection]:
+        """The recurrent product s_{t-1} @ V~ made inside `sparch_scan`, for `zoo.analysis.synops` (eval mode).
+
+        `output` is the layer's spikes (dropout is the identity in eval mode), put back in the order each direction
+        ran. Steps t >= 1 read the spikes of step t - 1 (``recurrent``); step 0 reads the initial spike state
+        (``recurrent_initial_state``): zeros, or U[0, 1) draws, real values that are non-zero (a draw of exactly 0
+        has probability 2^-24), stood for by 0.5. The input product W x is the ``input`` Linear module.
+        """
+        if self.recurrent is None:
+            return []
+        valid = args[1] if len(args) > 1 else kwargs.get("valid")
+        spikes = output
+        if self.bidirectional:
+            forward, backward = output.split(self.hidden_size, dim=2)
+            spikes = torch.cat([forward, _reverse(backward, valid)], dim=1)
+        initial = torch.zeros_like(spikes[0]) if self.initial_state == "zeros" else torch.full_like(spikes[0], 0.5)
+        weight = self.recurrent_matrix().T  # s @ V~ = (V~^T s): weight [out, in]
+        return [Projection("recurrent", spikes[:-1], weight), Projection("recurrent_initial_state", initial, weight)]
 
 
 class SparchReadout(nn.Module):

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.analysis.synops import Projection
 from zoo.convert import register_converter
 from zoo.kernels import spikgru_scan
 from zoo.layers.leaky_integrator import leaky_integrate
@@ -151,6 +152,21 @@ class SpikGRUDirection(nn.Module):
             self.gamma,
         )
         return spikes.flip(0) if reverse else spikes
+
+    def functional_projections(self, args: tuple, kwargs: dict, output: torch.Tensor) -> list[Projection]:
+        """The products this direction makes without an `nn.Linear`, for `zoo.analysis.synops`.
+
+        ``input``: the hoisted projection W x of all steps (`F.linear`); ``recurrent``: U s_{t-1} inside
+        `spikgru_scan`, whose first processed step (the last one with ``reverse``) reads s = 0.
+        """
+        inputs = args[0]
+        reverse = args[1] if len(args) > 1 else kwargs.get("reverse", False)
+        zero = torch.zeros_like(output[:1])
+        previous = torch.cat([output[1:], zero]) if reverse else torch.cat([zero, output[:-1]])
+        return [
+            Projection("input", inputs, self.input_weight),
+            Projection("recurrent", previous, self.recurrent_weight),
+        ]
 
     def clamp_parameters(self) -> None:
         with torch.no_grad():
