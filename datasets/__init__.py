@@ -9,8 +9,11 @@ from zoo.datasets.registry import get_dataset, list_datasets, register_dataset  
 
 from zoo.datasets.audio_commands import HeidelbergDigits, SpeechCommands
 from zoo.datasets.dvslip import DVSLip
+from zoo.datasets.hmdb51 import HMDB51
+from zoo.datasets.kinetics import Kinetics400
 from zoo.datasets.mvsec import MVSEC
 from zoo.datasets.shd import SHD, SSC
+from zoo.datasets.ucf101 import UCF101
 
 register_dataset("shd")(SHD)
 register_dataset("ssc")(SSC)
@@ -18,14 +21,20 @@ register_dataset("heidelberg-digits")(HeidelbergDigits)
 register_dataset("speech-commands")(SpeechCommands)
 register_dataset("dvslip")(DVSLip)
 register_dataset("mvsec")(MVSEC)
+register_dataset("hmdb51")(HMDB51)
+register_dataset("ucf101")(UCF101)
+register_dataset("kinetics400")(Kinetics400)
 
 __all__ = [
     "DVSLip",
+    "HMDB51",
     "HeidelbergDigits",
+    "Kinetics400",
     "MVSEC",
     "SHD",
     "SSC",
     "SpeechCommands",
+    "UCF101",
     "get_dataset",
     "list_datasets",
     "register_dataset",
