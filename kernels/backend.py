@@ -42,6 +42,7 @@ def needs_saving(*tensors: torch.Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+@torch.compiler.assume_constant_result  # torch.compile takes the probe's answer as a constant
 @functools.cache
 def cupy_status() -> tuple[bool, str]:
     """(usable, reason): whether CuPy imports and sees at least one CUDA device."""
@@ -58,6 +59,7 @@ def cupy_status() -> tuple[bool, str]:
     return True, f"CuPy {cupy.__version__} with {count} device(s)"
 
 
+@torch.compiler.assume_constant_result
 def cpu_status() -> tuple[bool, str]:
     """(usable, reason): whether the kernels build for the host (compiled once, then loaded from the cache)."""
     return host.build_status("fast")
