@@ -42,10 +42,13 @@ def _spikgru_inputs():
 def _sparch_inputs():
     generator = torch.Generator().manual_seed(2)
     current = 2.0 + 3.0 * torch.randn(6, 2, 5, generator=generator)
-    tensors = [current, 0.82 + 0.1 * torch.rand(5, generator=generator), torch.rand(2, 5, generator=generator),
-               torch.rand(2, 5, generator=generator), 0.97 + 0.02 * torch.rand(5, generator=generator),
-               torch.rand(5, generator=generator), 2 * torch.rand(5, generator=generator),
-               torch.rand(2, 5, generator=generator), torch.randn(5, 5, generator=generator).fill_diagonal_(0)]  # fmt: skip
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=generator)
+
+    recurrent = torch.randn(5, 5, generator=generator).fill_diagonal_(0)
+    tensors = [current, 0.82 + 0.1 * rand(5), rand(2, 5), rand(2, 5), 0.97 + 0.02 * rand(5), rand(5), 2 * rand(5),
+               rand(2, 5), recurrent]  # fmt: skip
     return [x.requires_grad_() for x in tensors]
 
 
