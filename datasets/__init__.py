@@ -11,6 +11,7 @@ from zoo.datasets.audio_commands import HeidelbergDigits, SpeechCommands
 from zoo.datasets.dvslip import DVSLip
 from zoo.datasets.hmdb51 import HMDB51
 from zoo.datasets.kinetics import Kinetics400
+from zoo.datasets.lrs3 import LRS3
 from zoo.datasets.mvsec import MVSEC
 from zoo.datasets.shd import SHD, SSC
 from zoo.datasets.ucf101 import UCF101
@@ -24,12 +25,14 @@ register_dataset("mvsec")(MVSEC)
 register_dataset("hmdb51")(HMDB51)
 register_dataset("ucf101")(UCF101)
 register_dataset("kinetics400")(Kinetics400)
+register_dataset("lrs3")(LRS3)
 
 __all__ = [
     "DVSLip",
     "HMDB51",
     "HeidelbergDigits",
     "Kinetics400",
+    "LRS3",
     "MVSEC",
     "SHD",
     "SSC",
