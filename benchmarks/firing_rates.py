@@ -8,9 +8,10 @@ Usage:
 Input, stated in every report:
 - ``--checkpoint PATH --data ROOT``: a ``zoo.train`` checkpoint (or a converted original checkpoint with ``--recipe``)
   evaluated on the recipe's dataset under ROOT (``--split``, at most ``--max-batches`` batches);
-- otherwise a generated input: standard-normal draws of every required input at the paper's sizes (``--quick``: the
-  small sizes of `benchmarks.models`), seed 0, through the checkpoint's weights when one is given, else through the
-  freshly initialised model. Rates of a generated input describe that network on noise, not on data.
+- otherwise a generated input: standard-normal draws of every required input at the paper's sizes (``--quick``: at
+  most 2 samples, 16 steps, 32 pixels a side, one second of audio), seed 0, through the checkpoint's weights when
+  one is given, else through the freshly initialised model. Rates of a generated input describe that network on
+  noise, not on data.
 
 For every model (in eval mode, `record_detail` on, `zoo.analysis.synops.SynapticOperationCounter` attached):
 - per spiking layer (every `SpikeRecord`): mean |s| (or density), the + and - rates of signed spikes, the per-step
@@ -64,6 +65,11 @@ from zoo.weights import Checkpoint, read_checkpoint
 STEREOSPIKE_SOURCE = "Rançon et al. 2021, StereoSpike, arXiv 2109.13751 v2, Fig. 4 and Sec. 4"
 SPIKGRU_SOURCE = "Dampfhoffer & Mesquida, CVPRW 2024, abstract"
 SPARCH_SOURCE = "idiap/sparch code defaults of its rate regulariser, f_min / f_max (design note sparch.md 1.7)"
+QUICK_LIMITS = {"B": 2, "T": 16, "N": 16000}
+"""--quick caps of the generated input: longer than the timing benchmark's (inference only, and neurons with slow
+membranes need several steps to fire); images as `benchmarks.models` (at most 32 pixels a side)."""
+MAX_LABELLED_CONNECTIONS = 48
+"""Above this many connections the operations plot drops its tick labels (the Markdown table names them)."""
 PUBLISHED_MODELS = {"stereospike": "stereospike", "spikgru": "spikgru2plus"}
 """The model whose published numbers a family's paper reports (sparch's band applies to every spiking sparch model)."""
 
@@ -74,7 +80,7 @@ PUBLISHED_MODELS = {"stereospike": "stereospike", "spikgru": "spikgru2plus"}
 
 def generated_batches(name: str, batch: int | None, quick: bool, device: torch.device) -> Iterator[dict[str, Any]]:
     """One batch of generated inputs (see the module docstring)."""
-    yield make_inputs(name, batch, quick, device)
+    yield make_inputs(name, batch, quick, device, limits=QUICK_LIMITS)
 
 
 def dataset_batches(
@@ -277,6 +283,10 @@ def plot(report: dict[str, Any], layers: list[LayerActivity], raster_layer: str 
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(2, 2, figsize=(13, 8))
+    if not layers:
+        for ax in (axes[0][0], axes[0][1], axes[1][0]):
+            ax.text(0.5, 0.5, "no spiking layer (SpikeRecord) in this model", ha="center", va="center")
+            ax.set_axis_off()
     names = [layer.name for layer in layers]
     ticks = range(len(layers))
     ax = axes[0][0]
@@ -329,13 +339,12 @@ def plot(report: dict[str, Any], layers: list[LayerActivity], raster_layer: str 
     )
     ax.set_yscale("log")
     ax.set_ylim(bottom=1)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(
-        [c["name"] + ("" if c["neurobench_visible"] else " *") for c in connections],
-        rotation=75,
-        ha="right",
-        fontsize=5,
-    )
+    if len(connections) <= MAX_LABELLED_CONNECTIONS:
+        ax.set_xticks(list(xs))
+        labels = [c["name"] + ("" if c["neurobench_visible"] else " *") for c in connections]
+        ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=5)
+    else:
+        ax.set_xlabel(f"{len(connections)} connections in forward order (names in the Markdown table)")
     ax.set_ylabel("operations per sample")
     ax.set_title("synaptic operations per connection (* = not seen by NeuroBench)")
     ax.legend(fontsize=7)

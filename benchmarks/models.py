@@ -63,15 +63,18 @@ RECORDING_TARGET = 0.03
 """The issue's target for the training-step overhead of default spike recording."""
 
 
-def input_sizes(spec: TensorSpec, small: SmallConfig, batch: int | None, quick: bool) -> dict[str, int]:
+def input_sizes(
+    spec: TensorSpec, small: SmallConfig, batch: int | None, quick: bool, limits: dict[str, int] = QUICK_LIMITS
+) -> dict[str, int]:
     """Size of every named axis of `spec`: the paper's (`spec.sizes`, else the small size), or the --quick one.
 
-    --quick caps B, T and N (`QUICK_LIMITS`), scales H and W together to at most `QUICK_IMAGE_SIDE`, and takes the
-    size a model's `SmallConfig` gives explicitly (a size its architecture needs, e.g. a multiple of 32).
+    --quick caps B, T and N (`limits`, default `QUICK_LIMITS`), scales H and W together to at most
+    `QUICK_IMAGE_SIDE`, and takes the size a model's `SmallConfig` gives explicitly (a size its architecture needs,
+    e.g. a multiple of 32).
     """
     sizes = {axis: spec.sizes.get(axis, small.axis_size(axis)) for axis in spec.shape if isinstance(axis, str)}
     if quick:
-        for axis, limit in QUICK_LIMITS.items():
+        for axis, limit in limits.items():
             if axis in sizes:
                 sizes[axis] = min(sizes[axis], limit)
         spatial = [sizes[axis] for axis in ("H", "W") if axis in sizes]
@@ -86,8 +89,18 @@ def input_sizes(spec: TensorSpec, small: SmallConfig, batch: int | None, quick: 
     return sizes
 
 
-def make_inputs(name: str, batch: int | None, quick: bool, device: torch.device, seed: int = 0) -> dict[str, Any]:
-    """Standard-normal inputs for the required inputs of `name` (optional ones are left out), keyed by argument."""
+def make_inputs(
+    name: str,
+    batch: int | None,
+    quick: bool,
+    device: torch.device,
+    seed: int = 0,
+    limits: dict[str, int] = QUICK_LIMITS,
+) -> dict[str, Any]:
+    """Standard-normal inputs for the required inputs of `name` (optional ones are left out), keyed by argument.
+
+    Sizes as `input_sizes` (`limits`: the --quick caps).
+    """
     entry = get_entry(name)
     generator = torch.Generator().manual_seed(seed)
     inputs = {}
@@ -97,7 +110,7 @@ def make_inputs(name: str, batch: int | None, quick: bool, device: torch.device,
         dtype = getattr(torch, spec.dtype)
         if not dtype.is_floating_point:
             raise ValueError(f"{name}: required integer input {key!r} has no generic values; benchmark it by hand")
-        sizes = input_sizes(spec, entry.small, batch, quick)
+        sizes = input_sizes(spec, entry.small, batch, quick, limits)
         shape = tuple(axis if isinstance(axis, int) else sizes[axis] for axis in spec.shape)
         inputs[key] = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
     return inputs

@@ -24,11 +24,11 @@ def test_generated_input_report(tmp_path):
     report, run = _report(tmp_path, "sparch-rlif")
     assert report["input"]["kind"] == "generated"
     assert [layer["name"] for layer in report["layers"]] == ["layers.0.firing", "layers.1.firing"]
-    assert all(layer["neurons"] == 128 and layer["steps"] == 2 * 2 for layer in report["layers"])
+    assert all(layer["neurons"] == 128 and layer["steps"] == 2 * 16 for layer in report["layers"])
 
     # the recorded rates agree with zoo.firing_rates after a forward of the same generated input
     model = zoo.build("sparch-rlif", initial_state="zeros").eval()
-    inputs = firing_rates.make_inputs("sparch-rlif", None, True, torch.device("cpu"))
+    inputs = firing_rates.make_inputs("sparch-rlif", None, True, torch.device("cpu"), limits=firing_rates.QUICK_LIMITS)
     with torch.no_grad():
         model(**inputs)
     expected = {name: rate.item() for name, rate in zoo.firing_rates(model).items()}
@@ -40,7 +40,7 @@ def test_generated_input_report(tmp_path):
     seen = report["neurobench"]["SynapticOperations"]
     assert seen["Dense"] == pytest.approx(sum(c["dense"] for c in connections if c["neurobench_visible"]))
     first = next(c for c in connections if c["name"] == "layers.0.input")
-    assert first["dense"] == 2 * 700 * 128  # T * F * H per sample
+    assert first["dense"] == 16 * 700 * 128  # T * F * H per sample
     energy = report["energy_estimate_pj"]["fp32"]
     ops = report["synaptic_operations_all"]
     assert energy["effective"] == pytest.approx(0.9 * ops["Effective_ACs"] + 4.6 * ops["Effective_MACs"])
