@@ -12,6 +12,7 @@ def test_mask_mean_and_sum_equal_the_unpadded_reductions() -> None:
     lengths = torch.tensor([4, 1, 3])
     valid = valid_mask(lengths, 5)
     assert valid.shape == (5, 3) and valid.sum(0).tolist() == [4, 1, 3]
+    assert torch.equal(valid_mask(lengths, 5, batch_first=True), valid.T)
     x = torch.randn(5, 3, 2, 4)
     rows = torch.cat([x[: int(length), b] for b, length in enumerate(lengths)])
     torch.testing.assert_close(valid_mean(x, valid), rows.mean(0))

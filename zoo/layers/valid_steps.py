@@ -12,9 +12,10 @@ import torch
 __all__ = ["valid_mask", "valid_mean", "valid_sum"]
 
 
-def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """lengths [B] int -> valid [T = steps, B] bool, True where t < lengths[b]."""
-    return torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)
+def valid_mask(lengths: torch.Tensor, steps: int, batch_first: bool = False) -> torch.Tensor:
+    """lengths [B] int -> valid [T = steps, B] bool (``batch_first``: [B, T]), True where t < lengths[b]."""
+    mask = torch.arange(steps, device=lengths.device).unsqueeze(1) < lengths.unsqueeze(0)
+    return mask.T if batch_first else mask
 
 
 def _padding(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
