@@ -68,7 +68,7 @@ class Parameter:
     """``"T*"``, ``"float*"``, ``"long long"`` or ``"float"`` (``const`` is kept apart)."""
     const: bool
 
-    @property
+    @functools.cached_property
     def is_pointer(self) -> bool:
         return self.ctype.endswith("*")
 
@@ -163,23 +163,30 @@ def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> tor
     return torch.empty(tuple(shape), dtype=dtype, device=device)
 
 
+@functools.cache
+def _plan(source_name: str, kernel: str, dtype: torch.dtype) -> tuple[tuple[str, ...], tuple[Parameter, ...]]:
+    """(parameter names, parameters) of `kernel` in `source_name`, looked up once per dtype."""
+    parameters = kernel_signatures(source_name)[kernel]
+    return tuple(parameter.name for parameter in parameters), parameters
+
+
 def _check(kernel: str, parameter: Parameter, value: Any, dtype: torch.dtype) -> None:
-    where = f"{kernel}: argument {parameter.name!r} ({parameter.concrete(dtype)})"
     if parameter.is_pointer:
-        if value is None:
+        if value is None or (
+            isinstance(value, torch.Tensor) and value.dtype == parameter.tensor_dtype(dtype) and value.is_contiguous()
+        ):
             return
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{where} must be a tensor or None, got {type(value).__name__}")
-        expected = parameter.tensor_dtype(dtype)
-        if value.dtype != expected:
-            raise TypeError(f"{where} must be {expected}, got {value.dtype}")
-        if not value.is_contiguous():
-            raise ValueError(f"{where} must be contiguous, got strides {value.stride()} for shape {tuple(value.shape)}")
-    elif parameter.ctype == "long long":
-        if type(value) is not int:
-            raise TypeError(f"{where} must be a Python int, got {type(value).__name__} {value!r}")
-    elif type(value) is not float:
-        raise TypeError(f"{where} must be a Python float, got {type(value).__name__} {value!r}")
+    elif type(value) is (int if parameter.ctype == "long long" else float):
+        return
+    where = f"{kernel}: argument {parameter.name!r} ({parameter.concrete(dtype)})"
+    if not parameter.is_pointer:
+        kind = "a Python int" if parameter.ctype == "long long" else "a Python float"
+        raise TypeError(f"{where} must be {kind}, got {type(value).__name__} {value!r}")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{where} must be a tensor or None, got {type(value).__name__}")
+    if value.dtype != parameter.tensor_dtype(dtype):
+        raise TypeError(f"{where} must be {parameter.tensor_dtype(dtype)}, got {value.dtype}")
+    raise ValueError(f"{where} must be contiguous, got strides {value.stride()} for shape {tuple(value.shape)}")
 
 
 def launch(source_name: str, kernel: str, *, threads: int, dtype: torch.dtype, **arguments: Any) -> None:
@@ -198,11 +205,10 @@ def launch(source_name: str, kernel: str, *, threads: int, dtype: torch.dtype, *
     """
     if dtype not in DTYPE_SUFFIX:
         raise TypeError(f"{kernel}: the kernels take {', '.join(map(str, DTYPE_SUFFIX))}; got {dtype}")
-    parameters = kernel_signatures(source_name)[kernel]
-    names = [parameter.name for parameter in parameters]
-    missing, unknown = [n for n in names if n not in arguments], sorted(set(arguments) - set(names))
-    if missing or unknown:
-        raise TypeError(f"{kernel}: missing arguments {missing}, unknown arguments {unknown}; it takes {names}")
+    names, parameters = _plan(source_name, kernel, dtype)
+    if len(arguments) != len(names) or not all(name in arguments for name in names):
+        missing, unknown = [n for n in names if n not in arguments], sorted(set(arguments) - set(names))
+        raise TypeError(f"{kernel}: missing arguments {missing}, unknown arguments {unknown}; it takes {list(names)}")
     values = [arguments[name] for name in names]
     for parameter, value in zip(parameters, values, strict=True):
         _check(kernel, parameter, value, dtype)

@@ -3,9 +3,10 @@
 The sources are compiled unmodified: `cuda_host_runtime.h` (force-included) maps the CUDA keywords and built-ins
 the kernels use to host C++, `cuda_fp16.h` / `cuda_bf16.h` here stand in for CUDA's with round-to-nearest-even
 conversions, and anything else a kernel might use does not exist, so such a kernel fails to build here. For every
-``extern "C" __global__`` entry point the build generates a wrapper ``jz_launch_<entry>(args, blocks, threads,
-order, workers)`` that runs the body once per CUDA thread of the 1-D grid (`grid.h`), with denormals flushed to
-zero as ``-ftz=true`` does on the GPU. The wrappers are called through ctypes.
+``extern "C" __global__`` entry point the build generates a wrapper ``jz_launch_<entry>(cells, blocks,
+threads, order, workers)`` (the arguments packed in 8-byte cells) that runs the body once per CUDA thread of
+the 1-D grid (`grid.h`), with denormals flushed to zero as ``-ftz=true`` does on the GPU. The wrappers are
+called through ctypes.
 
 Three builds of each source (flags in `BUILD_FLAGS`):
 - ``fast``: ``-O3``, OpenMP over blocks, no FMA contraction: the ``cpu`` backend;
@@ -28,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -55,7 +57,17 @@ KERNEL_DIR = HOST_DIR.parent
 CACHE_ENV = "JELLYZOO_KERNEL_CACHE"
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
-_COMMON_FLAGS = ("-std=c++17", "-fPIC", "-shared", "-Wl,-z,defs", "-fno-fast-math", "-Wall", "-Wextra", "-Werror")
+_COMMON_FLAGS = (
+    "-std=c++17",
+    "-fPIC",
+    "-shared",
+    "-Wl,-z,defs",
+    "-fno-semantic-interposition",
+    "-fno-fast-math",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+)
 BUILD_FLAGS: dict[str, tuple[str, ...]] = {
     "fast": ("-O3", "-ffp-contract=off", "-fopenmp"),
     "strict": ("-O1", "-ffp-contract=off"),
@@ -118,10 +130,10 @@ def _normal_ctype(declaration: str) -> tuple[str, str]:
 def _wrapper(source: Path, signatures: dict[str, list[tuple[str, str]]]) -> str:
     lines = [f'#include "{source}"', '#include "grid.h"', ""]
     for entry, parameters in signatures.items():
-        call = ", ".join(f"jz::argument<{ctype}>(args[{k}])" for k, (ctype, _) in enumerate(parameters))
+        call = ", ".join(f"jz::argument<{ctype}>(cells, {k})" for k, (ctype, _) in enumerate(parameters))
         lines += [
-            f'extern "C" void jz_launch_{entry}(void* const* args, long long blocks, long long threads, int order,',
-            "                                   int workers) {",
+            f'extern "C" void jz_launch_{entry}(const unsigned char* cells, long long blocks, long long threads,',
+            "                                   int order, int workers) {",
             f"    jz::run_grid(blocks, threads, order, workers, [&] {{ {entry}({call}); }});",
             "}",
         ]
@@ -157,7 +169,7 @@ class HostLibrary:
                     f"{self.source_name} has no entry point {entry!r}; it has {sorted(self.signatures)}"
                 )
             wrapper = getattr(self._library, f"jz_launch_{entry}")
-            wrapper.argtypes = [ctypes.c_void_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_int, ctypes.c_int]
+            wrapper.argtypes = [ctypes.c_char_p, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_int, ctypes.c_int]
             wrapper.restype = None
             self._functions[entry] = wrapper
         return self._functions[entry]
@@ -213,20 +225,23 @@ def build_status(build: str = "fast") -> tuple[bool, str]:
     return True, f"{len(sources)} kernel sources built for the host ({build}: {' '.join(BUILD_FLAGS[build])})"
 
 
-def _slots(values: Sequence[Any]) -> tuple[Any, list[Any]]:
-    """A ctypes array of pointers to each argument's value (and the objects that must outlive the call)."""
-    keep: list[Any] = []
+def _pack(values: Sequence[Any]) -> bytes:
+    """The arguments packed one per 8-byte cell: pointers (None: null), long long, float (then 4 pad bytes)."""
+    formats, packed = [], []
     for value in values:
         if isinstance(value, torch.Tensor):
-            keep.append(ctypes.c_void_p(value.data_ptr()))
+            formats.append("Q")
+            packed.append(value.data_ptr())
         elif value is None:
-            keep.append(ctypes.c_void_p(None))
+            formats.append("Q")
+            packed.append(0)
         elif isinstance(value, int):
-            keep.append(ctypes.c_longlong(value))
+            formats.append("q")
+            packed.append(value)
         else:
-            keep.append(ctypes.c_float(value))
-    slots = (ctypes.c_void_p * max(len(keep), 1))(*(ctypes.addressof(k) for k in keep))
-    return slots, keep
+            formats.append("f4x")
+            packed.append(value)
+    return struct.pack("=" + "".join(formats), *packed)
 
 
 def launch(
@@ -248,9 +263,8 @@ def launch(
     if strict:
         _strict_launch(compiled, function, wrapper, grid[0], block[0], args)
         return
-    slots, _keep = _slots(args)
     workers = torch.get_num_threads() if build == "fast" else 1
-    wrapper(ctypes.cast(slots, ctypes.c_void_p), grid[0], block[0], 0, workers)
+    wrapper(_pack(args), grid[0], block[0], 0, workers)
 
 
 def _check_against_compiled(compiled: HostLibrary, function: str, args: Sequence[Any]) -> None:
@@ -308,8 +322,7 @@ def _strict_launch(
             middle = guarded[GUARD_BYTES : GUARD_BYTES + payload.numel()]
             values.append(middle)
             buffers.append((name, ctype.startswith("const"), value, guarded, middle, payload))
-        slots, _keep = _slots(values)
-        wrapper(ctypes.cast(slots, ctypes.c_void_p), blocks, threads, order, 1)
+        wrapper(_pack(values), blocks, threads, order, 1)
         for name, const, _, guarded, middle, payload in buffers:
             inside = guarded[GUARD_BYTES : GUARD_BYTES + middle.numel()]
             if not (

@@ -24,10 +24,14 @@ struct dim3 {
 };
 
 namespace jz {
-inline thread_local uint3 block_index{0, 0, 0};
-inline thread_local uint3 thread_index{0, 0, 0};
-inline thread_local dim3 block_extent{1, 1, 1};
-inline thread_local dim3 grid_extent{1, 1, 1};
+// Per host thread (OpenMP spreads blocks over threads); initial-exec TLS is a plain register-relative access
+// instead of a __tls_get_addr call per read.
+#define JZ_THREAD_LOCAL thread_local __attribute__((tls_model("initial-exec")))
+inline JZ_THREAD_LOCAL uint3 block_index{0, 0, 0};
+inline JZ_THREAD_LOCAL uint3 thread_index{0, 0, 0};
+inline JZ_THREAD_LOCAL dim3 block_extent{1, 1, 1};
+inline JZ_THREAD_LOCAL dim3 grid_extent{1, 1, 1};
+#undef JZ_THREAD_LOCAL
 
 // The value of x, forced through a register so the compiler cannot contract it with neighbouring operations.
 inline float rounded(float x) {

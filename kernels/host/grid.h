@@ -6,6 +6,8 @@
 // - workers > 1 (builds with OpenMP): blocks spread over that many host threads.
 #pragma once
 
+#include <cstring>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
@@ -77,10 +79,13 @@ inline void run_grid(long long blocks, long long threads, int order, int workers
     for (long long k = 0; k < blocks; ++k) run_block(order == 0 ? k : blocks - 1 - k, threads, order, thread_body);
 }
 
-// The value stored at `slot` (a pointer to a kernel argument of type T).
+// Kernel argument `index` of the packed argument block: one 8-byte cell per argument, the value at its start.
 template <typename T>
-inline T argument(void* slot) {
-    return *static_cast<const T*>(slot);
+inline T argument(const unsigned char* cells, int index) {
+    static_assert(sizeof(T) <= 8, "kernel arguments are at most 8 bytes");
+    T value;
+    std::memcpy(&value, cells + 8 * index, sizeof(T));
+    return value;
 }
 
 }  // namespace jz
