@@ -236,3 +236,34 @@ def test_recognizer_outputs_and_gradients() -> None:
     assert "decoder_logits" not in model(video)
     (output["ctc_logits"].sum() + output["decoder_logits"].sum()).backward()
     assert all(parameter.grad is not None for parameter in model.parameters())
+
+
+def test_pretrained_encoder_option_loads_the_encoder_and_keeps_a_fresh_final_norm(tmp_path: Path) -> None:
+    """As the original fine-tuning: every encoder weight from the file (any released layout) but after_norm."""
+    torch.manual_seed(6)
+    encoder = RAVEnEncoder("audio", **TINY)
+    with torch.no_grad():
+        encoder.norm_out.weight.fill_(3.0)
+        encoder.norm_out.bias.fill_(0.5)
+    original = {}
+    for key, value in encoder.state_dict().items():  # our keys back to the original's, under a Lightning prefix
+        key = key.replace("frontend.stem.conv.", "frontend.trunk.conv1.").replace(
+            "frontend.stem.bn.", "frontend.trunk.bn1."
+        )
+        key = key.replace("embed.", "embed.0.").replace("norm_out.", "after_norm.")
+        key = key.replace("blocks.", "encoders.").replace(".attn.", ".self_attn.").replace("norm_attn", "norm_mha")
+        key = key.replace("gamma_attn", "gamma_mha").replace(".ff.", ".feed_forward.")
+        for stage in range(2, 6):
+            key = key.replace(f"frontend.layer{stage}.", f"frontend.trunk.layer{stage - 1}.")
+        key = key.replace("shortcut_conv.", "downsample.0.").replace("shortcut_bn.", "downsample.1.")
+        original["model.model_audio.backbone.encoder." + key] = value
+    path = tmp_path / "raven_audio.pth"
+    torch.save(original, path)
+    small = dict(TINY, decoder_dim=16, decoder_heads=2, decoder_ffn=24, decoder_layers=1, vocab_size=9)
+    model = zoo.build("raven-asr-base", **small, pretrained_encoder=str(path))
+    loaded = model.encoder.state_dict()
+    for key, value in encoder.state_dict().items():
+        if not key.startswith("norm_out."):
+            assert torch.equal(loaded[key], value), key
+    assert torch.equal(loaded["norm_out.weight"], torch.ones(32))
+    assert torch.equal(loaded["norm_out.bias"], torch.zeros(32))

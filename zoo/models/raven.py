@@ -49,7 +49,10 @@ from zoo.layers.attention import (
     absolute_sinusoids,
     relative_sinusoids,
 )
+from zoo.layers.lif import LIFNeuron, NeuronSettings
 from zoo.layers.lipreading_resnet import FramePool, LipReadingResNet18, resnet_stages
+from zoo.models import spikgru
+from zoo.options import check_range
 from zoo.registry import SmallConfig, TensorSpec, register_model
 
 __all__ = [
@@ -64,8 +67,11 @@ __all__ = [
     "RAVEnDecoder",
     "RAVEnEncoder",
     "RAVEnRecognizer",
+    "SpikingLipFrontend",
+    "SpikingRAVEnClassifier",
     "VideoFrontend",
     "convert_raven",
+    "load_pretrained_encoder",
     "normalise_video",
 ]
 
@@ -235,6 +241,8 @@ class RAVEnEncoder(nn.Module):
         layer_scale: initial LayerScale value (0.1).
         attention: ``"sdpa"`` (fused, relative term as an additive bias) or ``"reference"`` (the original
             structure run eagerly, for benchmarks and as the oracle).
+        frontend: a module [B, T, ...] -> [B, T, 512] used instead of the modality's own front-end (e.g. the
+            spiking front-end of `SpikingRAVEnClassifier`); lengths then count its T steps as video frames.
     """
 
     def __init__(
@@ -249,12 +257,15 @@ class RAVEnEncoder(nn.Module):
         drop_path: float = 0.0,
         layer_scale: float = 0.1,
         attention: AttentionImplementation = "sdpa",
+        frontend: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if modality not in ("video", "audio"):
             raise ValueError(f"modality must be 'video' or 'audio', got {modality!r}")
         self.modality, self.dim = modality, dim
-        self.frontend = VideoFrontend() if modality == "video" else AudioFrontend()
+        if frontend is None:
+            frontend = VideoFrontend() if modality == "video" else AudioFrontend()
+        self.frontend = frontend
         self.embed = nn.Linear(FRONTEND_FEATURES, dim)
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
@@ -632,6 +643,7 @@ def _register_recognizer(task: Literal["vsr", "asr"], size: str, lowres: bool) -
         drop_path: float = float(preset["drop_path"]),
         layer_scale: float = 0.1,
         attention: AttentionImplementation = "sdpa",
+        pretrained_encoder: str | None = None,
     ) -> RAVEnRecognizer:
         encoder = RAVEnEncoder(
             modality, dim, heads, ffn, blocks, dropout, attention_dropout, drop_path, layer_scale, attention
@@ -639,10 +651,15 @@ def _register_recognizer(task: Literal["vsr", "asr"], size: str, lowres: bool) -
         head = RAVEnDecoder(
             vocab_size, dim, decoder_dim, decoder_heads, decoder_ffn, decoder_layers, dropout, attention_dropout
         )
-        return RAVEnRecognizer(encoder, head, vocab_size)
+        model = RAVEnRecognizer(encoder, head, vocab_size)
+        if pretrained_encoder is not None:
+            state = torch.load(pretrained_encoder, map_location="cpu", weights_only=True)
+            load_pretrained_encoder(model, state, source=pretrained_encoder)
+        return model
 
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")
     builder.__doc__ = (
+        "``pretrained_encoder``: path of a pre-trained encoder file (`load_pretrained_encoder`). "
         f"{name}: RAVEn {size} {modality} encoder + CTC + {decoder['decoder_layers']}-layer decoder "
         f"(d {decoder['decoder_dim']}){' as the low-resource checkpoints' if lowres else ''}."
     )
@@ -655,6 +672,162 @@ for _task in ("vsr", "asr"):
     for _size in ENCODER_SIZES:
         for _lowres in (False, True):
             _register_recognizer(_task, _size, _lowres)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Beyond the paper: a spiking RAVEn-style word classifier for DVS-Lip (jellyzoo's own construction)
+
+
+class SpikingLipFrontend(nn.Module):
+    """SpikGRU's spiking lip-reading trunk (`zoo.models.spikgru.spikgru_frontend`: LIF neurons of `zoo.layers.lif`,
+    one `zoo.kernels.lif_scan` per layer, IF neurons after the poolings) as a RAVEn front-end.
+
+    events [B, T, 2, 88, 88] (DVS-Lip counts, channel 0 ON, channel 1 -OFF) -> spikes [B, T, 512] in {0, 1}
+    ({-1, 0, +1} with signed neurons): the spikes of the IF neurons after the global average pool. Time stride 1.
+    """
+
+    def __init__(self, settings: NeuronSettings) -> None:
+        super().__init__()
+        self.trunk = spikgru.spikgru_frontend(settings)
+
+    def forward(self, events: torch.Tensor) -> torch.Tensor:
+        trunk = self.trunk
+        expected = (trunk.in_channels, trunk.input_size, trunk.input_size)
+        if events.dim() != 5 or tuple(events.shape[2:]) != expected:
+            raise ValueError(
+                f"{type(self).__name__} expects event frames [B, T, {', '.join(map(str, expected))}], "
+                f"got shape {tuple(events.shape)}"
+            )
+        return self.trunk(events).transpose(0, 1)
+
+
+class SpikingRAVEnClassifier(nn.Module):
+    """Hybrid spiking RAVEn-style word classifier: spiking front-end, float Transformer, per-step linear readout.
+
+    Not a published model: jellyzoo's construction from design note respike_raven.md, section C.2 (the "SNN front-end
+    x Transformer back-end" cell, option (a): attention stays float, so the model is *hybrid*, not an SNN).
+
+        events [B, T, 2, 88, 88] -> `SpikingLipFrontend` (spikes [B, T, 512])
+                                 -> `RAVEnEncoder` blocks: Linear(512 -> d) * sqrt(d), relative-position
+                                    pre-norm Transformer with LayerScale, LayerNorm         -> [B, T, d] float
+                                 -> Linear(d -> num_classes) per step, mean over T          -> logits [B, C]
+
+    Spiking layers (each with a `SpikeRecord`): the stem, the pool IF, both neurons of the 8 residual blocks and the
+    global-pool IF (19 rates in `zoo.firing_rates`; the 17 LIF layers enter `zoo.spike_penalty`). Float, non-spiking
+    parts: the stem convolution on event counts, the embedding's output and everything after it (attention, softmax,
+    LayerNorm, BatchNorm, FFN, readout). The embedding's input is spikes, so its products are accumulates.
+
+    Args:
+        num_classes: words (100 for DVS-Lip).
+        dim, heads, ffn, blocks: Transformer width d, heads, FFN width and number of blocks.
+        signed: signed {-1, 0, +1} spikes in every front-end neuron (binary {0, 1} otherwise).
+        threshold, gamma: firing threshold and surrogate sharpness of the front-end neurons.
+        dropout, attention_dropout, drop_path, layer_scale, attention: as `RAVEnEncoder`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 100,
+        dim: int = 256,
+        heads: int = 4,
+        ffn: int = 1024,
+        blocks: int = 6,
+        signed: bool = False,
+        threshold: float = 1.0,
+        gamma: float = 10.0,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        drop_path: float = 0.1,
+        layer_scale: float = 0.1,
+        attention: AttentionImplementation = "sdpa",
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        for key, value in (("num_classes", num_classes), ("dim", dim), ("heads", heads), ("ffn", ffn)):
+            check_range(key, value, low=1, owner=owner)
+        check_range("blocks", blocks, low=0, owner=owner)
+        for key, value in (("threshold", threshold), ("gamma", gamma)):
+            check_range(key, value, low=0.0, low_open=True, owner=owner)
+        if dim % heads:
+            raise ValueError(f"{owner}: dim ({dim}) must be a multiple of heads ({heads})")
+        frontend = SpikingLipFrontend(NeuronSettings(spiking=True, signed=signed, threshold=threshold, gamma=gamma))
+        self.encoder = RAVEnEncoder(
+            "video", dim, heads, ffn, blocks, dropout, attention_dropout, drop_path, layer_scale, attention, frontend
+        )
+        self.readout = nn.Linear(dim, num_classes)
+
+    def forward(self, events: torch.Tensor) -> torch.Tensor:
+        """events [B, T, 2, 88, 88] -> logits [B, num_classes] (time mean of the per-step readout)."""
+        return self.forward_steps(events).mean(1)
+
+    def forward_steps(self, events: torch.Tensor) -> torch.Tensor:
+        """events [B, T, 2, 88, 88] -> per-step readout [B, T, num_classes]."""
+        return self.readout(self.encoder(events))
+
+    def clamp_parameters(self) -> None:
+        """Clamp the front-end's learnable leaks to [0, 1] (the engine calls this after every optimiser step)."""
+        for module in self.encoder.frontend.modules():
+            if isinstance(module, LIFNeuron):
+                module.clamp_parameters()
+
+
+SPIKING_DVSLIP_SIZE: dict[str, int | float] = dict(dim=256, heads=4, ffn=1024, blocks=6, drop_path=0.1)
+"""The default ("RAVEn-S") preset, design note respike_raven.md section C.2: DVS-Lip has ~15k training clips, two
+orders of magnitude below RAVEn's pre-training data, so d 256 with 4 heads (d_k 64 as in RAVEn Base), FFN 4 d as
+RAVEn, 6 blocks (half of Base) and drop-path 0.1. The back-end has 4.9 M parameters, a tenth of SpikGRU2+'s
+47 M-parameter SpikGRU head, on the same 11.2 M-parameter front-end."""
+
+SPIKING_DVSLIP_PAPER = (
+    "jellyzoo's own construction, not a published model: a hybrid (spiking front-end, float attention) RAVEn-style "
+    "encoder classifying DVS-Lip words, built from " + PAPER + " and the spiking front-end of " + spikgru.PAPER
+)
+SPIKING_DVSLIP_CITATION = (
+    "No publication of its own; cite the two works it combines. " + CITATION + " " + spikgru.CITATION
+)
+
+
+@register_model(
+    "raven-spiking-dvslip",
+    family="raven",
+    paper=SPIKING_DVSLIP_PAPER,
+    citation=SPIKING_DVSLIP_CITATION,
+    inputs=spikgru.INPUTS,
+    outputs=spikgru.OUTPUTS,
+    small=SmallConfig(SMALL_ENCODER, {"T": 2}),
+)
+def raven_spiking_dvslip(
+    num_classes: int = 100,
+    dim: int = int(SPIKING_DVSLIP_SIZE["dim"]),
+    heads: int = int(SPIKING_DVSLIP_SIZE["heads"]),
+    ffn: int = int(SPIKING_DVSLIP_SIZE["ffn"]),
+    blocks: int = int(SPIKING_DVSLIP_SIZE["blocks"]),
+    signed: bool = False,
+    threshold: float = 1.0,
+    gamma: float = 10.0,
+    dropout: float = 0.1,
+    attention_dropout: float = 0.1,
+    drop_path: float = float(SPIKING_DVSLIP_SIZE["drop_path"]),
+    layer_scale: float = 0.1,
+    attention: AttentionImplementation = "sdpa",
+) -> SpikingRAVEnClassifier:
+    """raven-spiking-dvslip (hybrid; jellyzoo's own, not a published model): SpikGRU's spiking ResNet-18 front-end
+    (binary spikes, ``signed=True``: {-1, 0, +1}) + a 6-block d 256 RAVEn Transformer (float attention) + a per-step
+    linear readout averaged over time; DVS-Lip event frames [B, T, 2, 88, 88] -> logits [B, 100]."""
+    return SpikingRAVEnClassifier(
+        num_classes,
+        dim,
+        heads,
+        ffn,
+        blocks,
+        signed,
+        threshold,
+        gamma,
+        dropout,
+        attention_dropout,
+        drop_path,
+        layer_scale,
+        attention,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -766,6 +939,25 @@ def convert_raven(state_dict: Mapping[str, torch.Tensor], config: dict[str, Any]
         layout = "a flat E2E state dict (encoder.*, ctc.*, decoder.*)" if recognizer else "encoder keys"
         raise KeyError(f"raven converter: expected {layout}; unexpected keys {unknown[:10]}")
     return converted
+
+
+def load_pretrained_encoder(
+    model: RAVEnRecognizer, state_dict: Mapping[str, torch.Tensor], source: str = "state dict"
+) -> None:
+    """Load a pre-trained encoder (any layout `convert_raven` accepts, or ours) into ``model.encoder``, as the
+    original fine-tuning does: every encoder weight strictly except the final LayerNorm, which keeps its fresh
+    initialisation (the original drops ``after_norm.*``)."""
+    upcast = {key: value.float() if value.is_floating_point() else value for key, value in state_dict.items()}
+    ours = set(model.encoder.state_dict())
+    converted = upcast if set(upcast) == ours else convert_raven(upcast, {}, recognizer=False)
+    kept = {key: value for key, value in converted.items() if not key.startswith("norm_out.")}
+    missing, unexpected = model.encoder.load_state_dict(kept, strict=False)
+    missing = [key for key in missing if not key.startswith("norm_out.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"pre-trained encoder {source} does not match the model's encoder; missing {missing[:10]}, "
+            f"unexpected {unexpected[:10]}"
+        )
 
 
 @register_converter(*(f"raven-{modality}-{size}" for modality in ("video", "audio") for size in ENCODER_SIZES))

@@ -1,0 +1,153 @@
+"""RAVEn fine-tuning recipes: the hybrid loss, layer-wise learning rates, checkpoint averaging, and a run through
+the CLI that overfits a few LRS3-format utterances (the unit error rate and the WER fall)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.datasets import LRS3
+from zoo.datasets.lrs3 import CSV_SUFFIX, Utterance, write_lrs3_csv
+from zoo.decoding import UnitList
+from zoo.train import get_recipe
+from zoo.train.cli import main
+from zoo.train.optim import parameter_groups
+from zoo.train.recipes.raven import (
+    average_checkpoints,
+    hybrid_ctc_attention_loss,
+    layer_decay_groups,
+    word_error_rate_of,
+)
+
+UNITS = "\u2581A 1\n\u2581B 2\nC 3\n\u2581D 4\nE 5\n\u2581F 6\n"
+TRANSCRIPTS = {"s/1": (1, 3, 2), "s/2": (4, 5), "s/3": (6, 1, 3, 4)}
+TINY = {
+    "model.dim": 32,
+    "model.heads": 2,
+    "model.ffn": 64,
+    "model.blocks": 1,
+    "model.decoder_dim": 32,
+    "model.decoder_heads": 2,
+    "model.decoder_ffn": 64,
+    "model.decoder_layers": 1,
+    "model.vocab_size": 8,
+    "model.dropout": 0.0,
+    "model.attention_dropout": 0.0,
+    "model.drop_path": 0.0,
+}
+
+
+def test_hybrid_loss_matches_a_direct_computation() -> None:
+    torch.manual_seed(0)
+    vocab, batch = 7, 2
+    output = {
+        "ctc_logits": torch.randn(batch, 6, vocab),
+        "frame_lengths": torch.tensor([6, 4]),
+        "decoder_logits": torch.randn(batch, 4, vocab),
+    }
+    target = torch.tensor([[1, 2, 3], [4, -1, -1]])
+    loss = hybrid_ctc_attention_loss(output, target, torch.nn.Identity(), ctc_weight=0.3, label_smoothing=0.2)
+    ctc, attention = 0.0, 0.0
+    for b, units in enumerate(([1, 2, 3], [4])):
+        log_probs = torch.log_softmax(output["ctc_logits"][b, : output["frame_lengths"][b]], -1)
+        ctc += F.ctc_loss(
+            log_probs[:, None],
+            torch.tensor([units]),
+            torch.tensor([len(log_probs)]),
+            torch.tensor([len(units)]),
+            reduction="sum",
+        )
+        for position, unit in enumerate([*units, vocab - 1]):  # the units, then <eos>
+            log_p = torch.log_softmax(output["decoder_logits"][b, position], -1)
+            q = torch.full((vocab,), 0.2 / (vocab - 1))
+            q[unit] = 0.8
+            attention += (q * (q.log() - log_p)).sum()
+    torch.testing.assert_close(loss, (0.3 * ctc + 0.7 * attention) / batch)
+
+
+def test_layer_decay_groups_give_the_original_learning_rates() -> None:
+    recipe = get_recipe("raven-vsr-base-lrs3-lowres")
+    assert (recipe.lr, recipe.optimizer_options, recipe.weight_decay, recipe.grad_clip) == (
+        5e-3,
+        {"betas": (0.9, 0.98)},
+        0.1,
+        5.0,
+    )
+    with torch.device("meta"):
+        model = zoo.build(recipe.model)
+    groups = parameter_groups(model, recipe.weight_decay, (), recipe.param_groups)
+    lr_of = {id(p): recipe.lr * group["lr_scale"] for group in groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    assert math.isclose(lr_of[id(named["encoder.blocks.11.ff.w_1.weight"])], 1e-3)
+    assert math.isclose(lr_of[id(named["encoder.blocks.0.attn.linear_q.weight"])], 1e-3 * 0.5**11)
+    assert math.isclose(lr_of[id(named["encoder.frontend.stem.conv.weight"])], 1e-3 * 0.5**12)
+    assert math.isclose(lr_of[id(named["encoder.embed.weight"])], 1e-3 * 0.5**12)
+    assert math.isclose(lr_of[id(named["decoder.output.weight"])], 5e-3)
+    assert math.isclose(lr_of[id(named["ctc_head.bias"])], 5e-3)
+    assert len(layer_decay_groups(3, 1e-3, 2e-3, 1.0)) == 4
+
+
+def test_average_checkpoints_averages_floats_and_floor_divides_counters() -> None:
+    states = [
+        {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)},
+        {"w": torch.tensor([2.0, 5.0]), "n": torch.tensor(4)},
+    ]
+    averaged = average_checkpoints(states)
+    torch.testing.assert_close(averaged["w"], torch.tensor([1.5, 3.5]))
+    assert averaged["n"].item() == 3 and averaged["n"].dtype == torch.int64
+    with pytest.raises(ValueError, match="other keys"):
+        average_checkpoints([states[0], {"w": torch.zeros(2)}])
+
+
+def write_tone_lrs3(root: Path) -> None:
+    """Three utterances of 0.4 s (10 frames): each unit is a tone of its own frequency, 0.08 s long."""
+    rows = []
+    for stem, units in TRANSCRIPTS.items():
+        pieces = [np.sin(2 * np.pi * (300 + 250 * unit) * np.arange(1280) / 16000) for unit in units]
+        waveform = np.concatenate(pieces + [np.zeros(6400 - 1280 * len(units))]) * 0.5
+        path = root / "LRS3_audio" / f"{stem}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(path, waveform.astype(np.float32), 16000)
+        rows.append(Utterance("lrs3", f"{stem}.mp4", 10, units))
+    for listed in ("trainval", "test"):
+        write_lrs3_csv(root / "data_paths" / f"{listed}{CSV_SUFFIX}", rows)
+    (root / "units.txt").write_text(UNITS, encoding="utf-8")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, float]]:
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return [{key: float(value) for key, value in row.items() if value} for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+def test_asr_finetuning_overfits_a_few_utterances(tmp_path: Path) -> None:
+    """40 steps on 3 utterances through the CLI: the loss falls 5x and the beam-search WER from 1 to < 0.35."""
+    root = tmp_path / "lrs3"
+    write_tone_lrs3(root)
+    units = UnitList.from_file(root / "units.txt")
+    test = LRS3(root, "test", modality="audio")
+    batches = [test.collate_fn([test[i] for i in range(len(test))])]
+    torch.manual_seed(0)
+    fresh = zoo.build("raven-asr-base-lowres", **{key.removeprefix("model."): value for key, value in TINY.items()})
+    assert word_error_rate_of(fresh, batches, units, beam_size=4)[0] == 1.0
+
+    out = tmp_path / "run"
+    argv = ["raven-asr-base-lrs3-lowres", "--data", str(root), "--out", str(out), "--device", "cpu"]
+    argv += ["--workers", "0", "--no-progress", "--no-tensorboard", "--seed", "0"]
+    argv += [f"{key}={value}" for key, value in TINY.items()]
+    argv += ["epochs=40", "batch_size=3", "lr=3e-3", "warmup_epochs=0", "schedule=constant", "val_split=None"]
+    argv += ["train_data.augment_time_mask=False", f"param_groups={layer_decay_groups(1, 3e-3, 3e-3, 1.0)!r}"]
+    assert main(argv) == 0
+    losses = [row["train_loss"] for row in read_metrics(out)]
+    assert len(losses) == 40 and losses[-1] < losses[0] / 5, losses
+    model = zoo.load(out)
+    wer, hypotheses = word_error_rate_of(model, batches, units, beam_size=4)
+    assert wer < 0.35, hypotheses

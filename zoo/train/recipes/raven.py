@@ -1,0 +1,288 @@
+"""RAVEn fine-tuning for lip reading (VSR) and speech recognition (ASR) on LRS3 (design note respike_raven.md,
+section B.6; the fine-tuning scripts of ahaliassos/raven at 040e987).
+
+======================================  =========================================================================
+recipe                                  setting (``scripts/finetuning/<task>/<data>/base_lrs3.sh``)
+======================================  =========================================================================
+``raven-vsr-base-lrs3``                 VSR, 433 h: lr 2e-3 (encoder) / 6e-3 (CTC + decoder), weight decay 0.04,
+                                        drop-path 0.1, no layer decay, 75 epochs, 20 warm-up
+``raven-vsr-base-lrs3-lowres``          VSR, 30 h (trainval): 1e-3 / 5e-3, weight decay 0.1, drop-path 0.2,
+                                        layer decay 0.5, 50 epochs, low-resource decoder (d 256)
+``raven-asr-base-lrs3``                 ASR: 1e-3 / 2e-3, weight decay 0.1, drop-path 0, no layer decay, 75
+                                        epochs, time masks of up to 0.6 s per 2 s (the script trains on
+                                        ``lrs3_trainval`` although named "lrs3"; we use the full set)
+``raven-asr-base-lrs3-lowres``          ASR, 30 h: 1e-3 / 5e-3, weight decay 0.1, drop-path 0.2, layer decay 0.5,
+                                        200 epochs, low-resource decoder
+======================================  =========================================================================
+
+Common: AdamW (0.9, 0.98), linear warm-up then cosine to 1e-5, gradient clipping 5.0, float32; loss
+``raven_hybrid`` = 0.1 CTC + 0.9 label-smoothed (0.1) attention cross-entropy, both summed over units and
+divided by the batch size (ESPnet); metric ``unit_error_rate`` (greedy CTC units vs the reference units). The
+encoder starts from a pre-trained RAVEn encoder: ``model.pretrained_encoder=PATH`` (any layout of the released
+encoder files; `zoo.models.raven.load_pretrained_encoder`). WER with beam search: `word_error_rate_of`.
+
+Layer-wise learning rates (the original's rule, as explicit `param_groups`): encoder block i of N gets
+lr x rho^(N - i - 1), the front-end and the embedding lr x rho^N, the CTC head, the decoder and the encoder's
+final LayerNorm (re-initialised for fine-tuning) get lr_other, the recipe's ``lr``.
+
+Not yet reproduced: batching by total frames (2400 per GPU; `zoo.datasets.lrs3.FrameBudgetBatchSampler` exists,
+the engine does not take a dataset's batch sampler yet: fixed ``batch_size`` instead) and the average of the last
+10 epoch checkpoints (`average_checkpoints` exists; the engine keeps only last/best checkpoints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.decoding import UnitList, ctc_greedy, word_error_rate, word_errors
+from zoo.train.recipe import Recipe, register_recipe
+from zoo.train.registries import register_loss, register_metric
+
+__all__ = [
+    "RAVEN_RECIPES",
+    "average_checkpoints",
+    "hybrid_ctc_attention_loss",
+    "layer_decay_groups",
+    "unit_error_rate",
+    "word_error_rate_of",
+]
+
+EOS_OFFSET = 1
+"""<eos> is the last unit: vocabulary size - 1."""
+
+
+@register_loss("raven_hybrid")
+def hybrid_ctc_attention_loss(
+    output: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    model: nn.Module,
+    ctc_weight: float = 0.1,
+    label_smoothing: float = 0.1,
+) -> torch.Tensor:
+    """``ctc_weight * CTC + (1 - ctc_weight) * attention`` of a RAVEn recogniser's output (teacher forced).
+
+    Args:
+        output: ``ctc_logits`` [B, T, V], ``frame_lengths`` [B], ``decoder_logits`` [B, L+1, V].
+        target: unit ids [B, L], padded with -1; the decoder's targets are the units then <eos> (id V - 1).
+        ctc_weight: the original's ``mtlalpha`` (0.1).
+        label_smoothing: epsilon of the attention loss: KL(q || p) with q = 1 - eps on the target unit and
+            eps / (V - 1) on every other one (ESPnet's ``LabelSmoothingLoss``; equals the smoothed cross-entropy
+            minus the entropy of q).
+
+    Both terms are summed over units and frames and divided by the batch size, as ESPnet; CTC alignments that are
+    impossible (more units than frames) count as 0 instead of infinity.
+    """
+    batch = target.shape[0]
+    valid = target >= 0
+    target_lengths = valid.sum(1)
+    log_probs = torch.log_softmax(output["ctc_logits"].float(), dim=-1)
+    ctc = F.ctc_loss(
+        log_probs.transpose(0, 1),
+        target.clamp(min=0),
+        output["frame_lengths"],
+        target_lengths,
+        blank=0,
+        reduction="sum",
+        zero_infinity=True,
+    )
+    logits = output["decoder_logits"].float()
+    vocab = logits.shape[-1]
+    eos = vocab - EOS_OFFSET
+    with_eos = F.pad(target, (0, 1), value=-1)
+    with_eos[torch.arange(batch, device=target.device), target_lengths] = eos
+    keep = with_eos >= 0
+    smoothed = torch.full_like(logits, label_smoothing / (vocab - 1))
+    smoothed.scatter_(-1, with_eos.clamp(min=0)[..., None], 1.0 - label_smoothing)
+    log_q = torch.where(smoothed > 0, smoothed.log(), torch.zeros_like(smoothed))
+    kl = (smoothed * (log_q - torch.log_softmax(logits, dim=-1))).sum(-1)
+    attention = (kl * keep).sum()
+    return (ctc_weight * ctc + (1.0 - ctc_weight) * attention) / batch
+
+
+def _edit_distance(hypothesis: Sequence[int], reference: Sequence[int]) -> int:
+    return word_errors(" ".join(map(str, hypothesis)), " ".join(map(str, reference)))
+
+
+@register_metric("unit_error_rate", higher_is_better=False)
+def unit_error_rate(output: Mapping[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edit distance, reference units) of the greedy CTC transcription against the reference units [B, L]
+    (padded with -1); the rate is their ratio."""
+    hypotheses = ctc_greedy(output["ctc_logits"], output["frame_lengths"])
+    references = [[unit for unit in row if unit >= 0] for row in target.tolist()]
+    errors = sum(_edit_distance(hyp, ref) for hyp, ref in zip(hypotheses, references, strict=True))
+    words = sum(len(ref) for ref in references)
+    device = target.device
+    return torch.tensor(float(errors), device=device), torch.tensor(float(words), device=device)
+
+
+@torch.no_grad()
+def word_error_rate_of(
+    model: nn.Module,
+    batches: Iterable[tuple[Mapping[str, torch.Tensor], torch.Tensor]],
+    units: UnitList,
+    beam_size: int = 40,
+    ctc_weight: float = 0.1,
+    device: torch.device | str = "cpu",
+) -> tuple[float, list[str]]:
+    """WER of a RAVEn recogniser over collated batches (e.g. a DataLoader of `zoo.datasets.LRS3` with its
+    ``collate_fn``): beam search (``beam_size=0``: greedy CTC), unit ids to text through `units`.
+
+    Returns:
+        (word errors / reference words, the hypotheses in order).
+    """
+    model.eval()
+    hypotheses, references = [], []
+    for inputs, target in batches:
+        found = model.recognize(
+            inputs["x"].to(device), inputs["lengths"].to(device), beam_size=beam_size, ctc_weight=ctc_weight
+        )
+        hypotheses += [units.text(hyp) for hyp in found]
+        references += [units.text([unit for unit in row if unit >= 0]) for row in target.tolist()]
+    errors, words = word_error_rate(hypotheses, references)
+    return errors / max(words, 1), hypotheses
+
+
+def average_checkpoints(state_dicts: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise average of model state dicts with the same keys (RAVEn's final model: the last 10 epochs).
+
+    Floating tensors are averaged; integer tensors (BatchNorm's ``num_batches_tracked``) are summed and
+    floor-divided, as the original's ``average_checkpoints``.
+    """
+    if not state_dicts:
+        raise ValueError("average_checkpoints needs at least one state dict")
+    keys = list(state_dicts[0])
+    for index, state in enumerate(state_dicts[1:], start=1):
+        if list(state) != keys:
+            raise ValueError(f"state dict {index} has other keys than state dict 0")
+    averaged = {}
+    count = len(state_dicts)
+    for key in keys:
+        values = [state[key] for state in state_dicts]
+        total = torch.stack([value.double() if value.is_floating_point() else value for value in values]).sum(0)
+        if values[0].is_floating_point():
+            averaged[key] = (total / count).to(values[0].dtype)
+        else:
+            averaged[key] = torch.div(total, count, rounding_mode="floor").to(values[0].dtype)
+    return averaged
+
+
+def layer_decay_groups(blocks: int, encoder_lr: float, other_lr: float, decay: float) -> tuple[dict[str, Any], ...]:
+    """The original's layer-wise learning rates as `Recipe.param_groups` (lr scales relative to `other_lr`, the
+    recipe's ``lr``): encoder block i -> encoder_lr * decay^(blocks - i - 1), front-end and embedding ->
+    encoder_lr * decay^blocks; everything else (CTC head, decoder, the encoder's final norm) stays at other_lr."""
+    scale = encoder_lr / other_lr
+    groups = [
+        {"params": f"encoder.blocks.{index}.*", "lr_scale": scale * decay ** (blocks - index - 1)}
+        for index in range(blocks)
+    ]
+    groups.append({"params": ("encoder.frontend.*", "encoder.embed.*"), "lr_scale": scale * decay**blocks})
+    return tuple(groups)
+
+
+def _finetune_recipe(
+    name: str,
+    model: str,
+    modality: str,
+    train_list: str,
+    encoder_lr: float,
+    other_lr: float,
+    weight_decay: float,
+    drop_path: float,
+    decay: float,
+    epochs: int,
+    time_mask: tuple[float, float],
+    description: str,
+) -> Recipe:
+    return Recipe(
+        name=name,
+        model=model,
+        dataset="lrs3",
+        model_overrides={"drop_path": drop_path},
+        dataset_options={"modality": modality, "train_list": train_list},
+        train_options={"time_mask_window_s": time_mask[0], "time_mask_stride_s": time_mask[1]},
+        optimizer="adamw",
+        optimizer_options={"betas": (0.9, 0.98)},
+        lr=other_lr,
+        weight_decay=weight_decay,
+        schedule="cosine",
+        warmup_epochs=20,
+        min_lr=1e-5,
+        epochs=epochs,
+        batch_size=16,
+        grad_clip=5.0,
+        param_groups=layer_decay_groups(12, encoder_lr, other_lr, decay),
+        after_step={},
+        amp=False,
+        loss="raven_hybrid",
+        loss_options={"ctc_weight": 0.1, "label_smoothing": 0.1},
+        metrics=("unit_error_rate",),
+        selection_metric="unit_error_rate",
+        description=description,
+    )
+
+
+RAVEN_RECIPES = (
+    _finetune_recipe(
+        "raven-vsr-base-lrs3",
+        "raven-vsr-base",
+        "video",
+        "train",
+        2e-3,
+        6e-3,
+        0.04,
+        0.1,
+        1.0,
+        75,
+        (0.4, 1.0),
+        "RAVEn Base VSR fine-tuning on LRS3 (433 h)",
+    ),
+    _finetune_recipe(
+        "raven-vsr-base-lrs3-lowres",
+        "raven-vsr-base-lowres",
+        "video",
+        "trainval",
+        1e-3,
+        5e-3,
+        0.1,
+        0.2,
+        0.5,
+        50,
+        (0.4, 1.0),
+        "RAVEn Base VSR fine-tuning on LRS3 trainval (30 h)",
+    ),
+    _finetune_recipe(
+        "raven-asr-base-lrs3",
+        "raven-asr-base",
+        "audio",
+        "train",
+        1e-3,
+        2e-3,
+        0.1,
+        0.0,
+        1.0,
+        75,
+        (0.6, 2.0),
+        "RAVEn Base ASR fine-tuning on LRS3 (433 h)",
+    ),
+    _finetune_recipe(
+        "raven-asr-base-lrs3-lowres",
+        "raven-asr-base-lowres",
+        "audio",
+        "trainval",
+        1e-3,
+        5e-3,
+        0.1,
+        0.2,
+        0.5,
+        200,
+        (0.6, 2.0),
+        "RAVEn Base ASR fine-tuning on LRS3 trainval (30 h)",
+    ),
+)
+for _recipe in RAVEN_RECIPES:
+    register_recipe(_recipe)
