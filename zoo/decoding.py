@@ -36,6 +36,8 @@ from typing import Protocol
 
 import torch
 
+from zoo.layers.valid_steps import valid_mask
+
 __all__ = [
     "IncrementalDecoder",
     "UnitList",
@@ -78,7 +80,7 @@ def ctc_greedy(logits: torch.Tensor, lengths: torch.Tensor | None = None, blank:
     keep[:, 1:] = best[:, 1:] != best[:, :-1]
     keep &= best != blank
     if lengths is not None:
-        keep &= torch.arange(best.shape[1], device=best.device)[None, :] < lengths.to(best.device)[:, None]
+        keep &= valid_mask(lengths.to(best.device), best.shape[1], batch_first=True)
     best, keep = best.cpu(), keep.cpu()
     return [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
 

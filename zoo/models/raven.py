@@ -51,6 +51,7 @@ from zoo.layers.attention import (
 )
 from zoo.layers.lif import LIFNeuron, NeuronSettings
 from zoo.layers.lipreading_resnet import FramePool, LipReadingResNet18, resnet_stages
+from zoo.layers.valid_steps import valid_mask
 from zoo.models import spikgru
 from zoo.options import check_range
 from zoo.registry import SmallConfig, TensorSpec, register_model
@@ -221,12 +222,12 @@ class EncoderBlock(nn.Module):
 
 
 def frame_valid_mask(lengths: torch.Tensor | None, frames: int, batch: int, device: torch.device) -> torch.Tensor:
-    """Bool [B, T], True on the first `lengths[b]` frames; all True when `lengths` is None."""
+    """Bool [B, T], True on the first `lengths[b]` frames (`valid_mask`); all True when `lengths` is None."""
     if lengths is None:
         return torch.ones(batch, frames, dtype=torch.bool, device=device)
     if lengths.shape != (batch,):
         raise ValueError(f"lengths must have shape [B] = [{batch}], got {tuple(lengths.shape)}")
-    return torch.arange(frames, device=device)[None, :] < lengths.to(device)[:, None]
+    return valid_mask(lengths.to(device), frames, batch_first=True)
 
 
 class RAVEnEncoder(nn.Module):
