@@ -234,6 +234,12 @@ class _SpikingSpeech(Dataset):
             frames, dropped = bin_spikes(times, units, **self.binning)
         except ValueError as error:
             raise ValueError(f"{self.file.path}, sample {index}: {error}") from None
+        if dropped and dropped == len(times):
+            raise ValueError(
+                f"{self.file.path}, sample {index}: all {dropped} spikes lie at or after window_s="
+                f"{self.binning['window_s']} s (earliest {float(np.min(times)):g}); SHD/SSC spike times are seconds "
+                "(recordings last about 1 s): are these milliseconds?"
+            )
         if dropped and self._dropped_reported.first():
             warnings.warn(
                 f"{self.file.path}, sample {index}: {dropped} spikes at or after window_s="

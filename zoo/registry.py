@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from zoo.input_check import install_input_check
 from zoo.names import NameTable
 from zoo.options import check_options, declared_options
 from zoo.weights import Checkpoint, load_weights, read_checkpoint
@@ -241,7 +242,8 @@ def build(
             message lists the missing, unexpected and mis-shaped keys).
     """
     config = resolve_config(name, **overrides)
-    model = get_entry(name).builder(**config)
+    entry = get_entry(name)
+    model = install_input_check(entry.builder(**config), name, entry.inputs)
     if checkpoint is not None:
         load_weights(model, checkpoint, model_name=name, model_config=config)
     return model

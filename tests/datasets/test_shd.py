@@ -195,3 +195,11 @@ def test_dataset_pickles_for_worker_processes(tmp_path: Path) -> None:
     first = dataset[0][0]
     copy = pickle.loads(pickle.dumps(dataset))
     assert torch.equal(copy[0][0], first)
+
+
+def test_non_finite_and_millisecond_spike_times_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="spike times must be finite seconds, got 1 non-finite"):
+        bin_spikes(np.array([0.1, np.nan]), np.array([3, 4]))
+    write_spike_file(tmp_path / "shd_test.h5", [np.array([120.0, 800.0])], [np.array([1, 2])], np.array([0]))
+    with pytest.raises(ValueError, match=r"shd_test.h5, sample 0: all 2 spikes lie at or after window_s=1.4 s .*milli"):
+        SHD(tmp_path, "test")[0]
