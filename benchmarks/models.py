@@ -243,8 +243,9 @@ def measure_model(
     records = sum(isinstance(module, SpikeRecord) for module in model.modules())
     for _ in range(repeats):
         with_recording += measure_ms(train, device, 0, 1)
-        with recording_off(model):
-            without_recording += measure_ms(train, device, 0, 1)
+        if records:  # a model without records has no recording to switch off
+            with recording_off(model):
+                without_recording += measure_ms(train, device, 0, 1)
     training_memory = memory.stop()
     training = summary_ms(with_recording)
     result = {
