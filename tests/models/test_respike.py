@@ -198,11 +198,12 @@ def test_reference_execution_matches_multistep_in_training():
         rates = {**zoo.firing_rates(model), "penalty": zoo.spike_penalty(model).detach()}
         results.append((out.detach(), grads, dict(model.named_buffers()), rates))
     out, grads, buffers, rates = results[0]
+    scale = max(float(grad.abs().max()) for grad in grads.values())
     assert len(rates) == 17 and 0.0 < float(torch.stack(list(rates.values())).mean()) < 1.0
     for other_out, other_grads, other_buffers, other_rates in results[1:]:
         torch.testing.assert_close(other_out, out, atol=1e-12, rtol=1e-12)
-        for name, grad in grads.items():
-            torch.testing.assert_close(other_grads[name], grad, atol=1e-10, rtol=1e-8, msg=name)
+        for name, grad in grads.items():  # float64 summation-order noise, relative to the gradients' scale
+            torch.testing.assert_close(other_grads[name], grad, atol=1e-12 * scale, rtol=1e-9, msg=name)
         for name, buffer in buffers.items():
             torch.testing.assert_close(other_buffers[name], buffer, atol=1e-12, rtol=1e-10, msg=name)
         for name, rate in rates.items():

@@ -507,7 +507,7 @@ _OPTIONS_DOC = """
         width_mult: SNN widths 16 x width_mult per stage (4 in every published configuration; an even number, as
             the fusions' heads have 32 channels; 2 is the small test configuration).
 """
-SMALL = SmallConfig(overrides={"width_mult": 2}, sizes={"H": 32, "W": 32})
+SMALL = SmallConfig(overrides={"width_mult": 2}, sizes={"T": 4, "H": 32, "W": 32})
 """Registry-wide tests: half-width SNN branch (about 16 M parameters with ResNet-18), 32 x 32 frames, T = 4."""
 
 
