@@ -107,3 +107,26 @@ def test_dropped_spike_warning_is_given_once_across_workers_and_epochs(
         for _ in DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="fork"):
             pass
     assert log.read_text().count("were dropped") == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.binning=foo", "SHD: option 'binning' expects Literal['sparch', 'uniform'], got 'foo'"),
+        ("data.num_bins=abc", "SHD: option 'num_bins' expects int, got 'abc'"),
+        ("data.num_steps=100", "'num_steps'; valid options: num_bins, window_s, binning"),
+    ],
+)
+def test_dry_run_stops_on_a_bad_dataset_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture, override: str, message: str
+) -> None:
+    """Before, data.time_bins=foo passed --dry-run and failed at the first sample of the first epoch."""
+    from zoo.train.cli import main
+
+    labels = np.arange(40) % 20
+    write_spike_file(tmp_path / "shd_train.h5", [np.array([0.1])] * 40, [np.array([3])] * 40, labels)
+    write_spike_file(tmp_path / "shd_test.h5", [np.array([0.1])] * 4, [np.array([3])] * 4, np.arange(4))
+    argv = ["sparch-shd", "--data", str(tmp_path), "--dry-run", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert main([*argv, override]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
