@@ -249,3 +249,16 @@ def test_ann_weights_load_a_local_torchvision_state_dict(tmp_path):
         zoo.build("respike-resnet50", ann_weights=str(path))
     with pytest.raises(FileNotFoundError, match="missing.pth does not exist"):
         zoo.build("respike-resnet18", ann_weights=str(tmp_path / "missing.pth"))
+
+
+def test_reduced_precision_autocast_keeps_spikes_binary_and_membranes_in_float32():
+    torch.manual_seed(0)
+    model = zoo.build("respike-resnet18", num_classes=3, width_mult=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(torch.randn(2, 4, 3, 32, 32))
+        spikes = model.snn.layers[0][0].lif1(torch.randn(1, 2, 4, dtype=torch.bfloat16) * 3)
+    assert torch.isfinite(logits).all() and logits.shape == (2, 3)
+    assert spikes.dtype == torch.bfloat16 and set(spikes.unique().tolist()) <= {0.0, 1.0}
+    assert model.snn.layers[0][0].lif1.node.v.dtype == torch.float32
+    model.double()(torch.randn(1, 4, 3, 32, 32, dtype=torch.float64))
+    assert model.snn.layers[0][0].lif1.node.v.dtype == torch.float64  # float64 stays float64 (parity checks)

@@ -105,6 +105,11 @@ class LIFSpikes(nn.Module):
         self.record = SpikeRecord(measure="rate", penalty_terms=1, spikes=True)
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
+        """Under fp16/bf16 autocast the membrane is kept in float32 (spikingjelly's fused multi-step op needs a float32
+        state; reduced-precision states fall back to its per-step Python loop) and the spikes, exactly 0 or 1, are
+        returned in the input's dtype."""
+        if current.dtype in (torch.float16, torch.bfloat16):
+            return self.record(self.node(current.float()).to(current.dtype))
         return self.record(self.node(current))
 
 
@@ -295,7 +300,8 @@ class SpikingResidualBranch(nn.Module):
         """The reference's loop: one step at a time through the whole branch, fusion blocks checkpointed.
 
         Each `SpikeRecord` sees one step per call; afterwards its rate and penalty are set to the mean over the
-        steps (all steps have the same size), so they equal what the multi-step execution records.
+        steps (all steps have the same size), so they equal what the multi-step execution records. Details recorded
+        with ``record_detail`` describe the last step only in this mode.
         """
         records = [module for module in self.modules() if isinstance(module, SpikeRecord)]
         outputs, measured = [], []
