@@ -257,7 +257,8 @@ class LRS3(Dataset):
 
     def collate_fn(self, items: Sequence[tuple]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Zero-padded inputs, lengths (frames for video, samples for audio) and -1-padded unit ids (module
-        docstring); for ``"audiovisual"`` the inputs are ``{"video", "audio", "lengths" (frames), "tokens"}``."""
+        docstring); for ``"audiovisual"`` the inputs are ``{"video", "audio", "lengths" (frames)}``, the arguments
+        of the pre-training model."""
         tokens = _pad([units for _, units in items], -1)
         if self.modality == "audiovisual":
             videos = [inputs[0] for inputs, _ in items]
@@ -269,7 +270,7 @@ class LRS3(Dataset):
         else:
             sequences = [inputs for inputs, _ in items]
             inputs = {"x": _pad(sequences, 0.0), "lengths": torch.tensor([len(sequence) for sequence in sequences])}
-        inputs["tokens"] = tokens
+            inputs["tokens"] = tokens
         return inputs, tokens
 
 

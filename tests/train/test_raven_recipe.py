@@ -16,7 +16,9 @@ import torch.nn.functional as F
 import zoo
 from zoo.datasets import LRS3
 from zoo.datasets.lrs3 import CSV_SUFFIX, Utterance, write_lrs3_csv
+from zoo.datasets.video import write_video
 from zoo.decoding import UnitList
+from zoo.models.raven import span_mask
 from zoo.train import get_recipe
 from zoo.train.cli import main
 from zoo.train.optim import parameter_groups
@@ -151,3 +153,61 @@ def test_asr_finetuning_overfits_a_few_utterances(tmp_path: Path) -> None:
     model = zoo.load(out)
     wer, hypotheses = word_error_rate_of(model, batches, units, beam_size=4)
     assert wer < 0.35, hypotheses
+
+
+def test_pretraining_recipe_follows_the_scripts() -> None:
+    recipe = get_recipe("raven-pretrain-base-lrs3")
+    assert (recipe.model, recipe.optimizer, recipe.lr, recipe.weight_decay, recipe.warmup_epochs) == (
+        "raven-pretrain-base",
+        "adamw",
+        3e-3,
+        0.04,
+        40,
+    )
+    assert recipe.after_step["ema"]["momentum"] == 0.999 and recipe.after_step["ema"]["final_momentum"] == 1.0
+    assert zoo.model_info("raven-pretrain-base").num_params > 2 * 52_445_376  # students + teachers + predictors
+
+
+def test_span_mask_draws_spans_of_three_frames_in_the_valid_part() -> None:
+    torch.manual_seed(0)
+    lengths = torch.tensor([100, 40, 3])
+    masks = torch.stack([span_mask(lengths, 100) for _ in range(200)])
+    assert not masks[:, 1, 40:].any() and not masks[:, 2].any()
+    rate = masks[:, 0].float().mean().item()
+    assert 0.12 < rate < 0.2  # 0.2 of the frames as span starts, overlaps merge (fairseq's expected ~0.17)
+
+
+@pytest.mark.slow
+def test_pretraining_loss_falls_and_the_teachers_follow(tmp_path: Path) -> None:
+    root = tmp_path / "lrs3"
+    rows = []
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        stem = f"s/{index}"
+        frames = rng.integers(0, 255, (8, 96, 96, 1), dtype=np.uint8).repeat(3, -1)
+        write_video(root / "LRS3_h96w96_avi" / f"{stem}.avi", frames, codec="ffv1")
+        tone = np.sin(2 * np.pi * (300 + 200 * index) * np.arange(8 * 640) / 16000).astype(np.float32)
+        (root / "LRS3_audio" / "s").mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", 0.5 * tone, 16000)
+        rows.append(Utterance("lrs3", f"{stem}.avi", 8, (1, 2)))
+    write_lrs3_csv(root / "data_paths" / f"train{CSV_SUFFIX}", rows)
+    out = tmp_path / "run"
+    argv = ["raven-pretrain-base-lrs3", "--data", str(root), "--out", str(out), "--device", "cpu"]
+    argv += ["--workers", "0", "--no-progress", "--no-tensorboard", "--seed", "0"]
+    argv += ["model.dim=32", "model.heads=2", "model.ffn=64", "model.blocks=1", "model.predictor_width=32"]
+    argv += ["model.predictor_blocks=1", "epochs=8", "batch_size=4", "lr=1e-3", "warmup_epochs=0", "val_split=None"]
+    assert main(argv) == 0
+    losses = [row["train_loss"] for row in read_metrics(out)]
+    assert losses[-1] < losses[0], losses
+    model = zoo.load(out)
+    torch.manual_seed(0)  # the engine builds the model after seeding with --seed: this is its initial state
+    fresh = zoo.build("raven-pretrain-base", dim=32, heads=2, ffn=64, blocks=1, predictor_width=32, predictor_blocks=1)
+    initial = dict(fresh.students.named_parameters())
+    student = dict(model.students.named_parameters())
+    teacher_moved, student_moved = 0.0, 0.0
+    for name, teacher in model.teachers.named_parameters():
+        assert not teacher.requires_grad
+        teacher_moved += (teacher - initial[name]).square().sum().item()
+        student_moved += (student[name] - initial[name]).square().sum().item()
+    # momentum 0.999 over 8 steps: the teachers follow the students by well under 5 % of the students' change
+    assert 0 < teacher_moved < 0.05**2 * student_moved

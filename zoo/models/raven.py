@@ -676,6 +676,178 @@ for _task in ("vsr", "asr"):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Self-supervised pre-training (respike_raven.md, section B.5)
+
+
+def span_mask(lengths: torch.Tensor, frames: int, probability: float = 0.2, span: int = 3) -> torch.Tensor:
+    """fairseq's static span masking (``compute_mask_indices``), as RAVEn masks: bool [B, T], True = masked.
+
+    Per utterance of n valid frames: k = int(probability * n / span + u), u ~ U[0, 1), span starts drawn without
+    replacement from 0 .. n - span - 1 (fewer when n is short), each masking `span` frames (spans may overlap).
+    Random draws use torch's default generator.
+    """
+    mask = torch.zeros(len(lengths), frames, dtype=torch.bool, device=lengths.device)
+    for row, length in enumerate(lengths.tolist()):
+        count = int(probability * length / span + float(torch.rand(())))
+        choices = length - span
+        if count == 0 or choices <= 0:
+            continue
+        for start in torch.randperm(choices)[: min(count, choices)].tolist():
+            mask[row, start : start + span] = True
+    return mask
+
+
+class Predictor(nn.Module):
+    """RAVEn's predictor: Linear(d_in -> width), masked frames replaced by a learned token, relative-position
+    Transformer blocks, LayerNorm, Linear(width -> d_out): [B, T, d_in] -> [B, T, d_out]."""
+
+    def __init__(self, in_dim: int, out_dim: int, width: int = 512, heads: int = 8, ffn: int = 2048, blocks: int = 2):
+        super().__init__()
+        self.width = width
+        self.input = nn.Linear(in_dim, width)
+        self.mask_token = nn.Parameter(torch.zeros(width))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.blocks = nn.ModuleList(EncoderBlock(width, heads, ffn, 0.1, 0.1, 0.0, 0.1, "sdpa") for _ in range(blocks))
+        self.norm_out = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.output = nn.Linear(width, out_dim)
+
+    def forward(self, features: torch.Tensor, masked: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+        x = torch.where(masked[..., None], self.mask_token.to(features.dtype), self.input(features))
+        pos_emb = relative_sinusoids(x.shape[1], self.width, x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, pos_emb, key_valid)
+        return self.output(self.norm_out(x))
+
+
+class RAVEnPretrainer(nn.Module):
+    """RAVEn's pre-training model: video and audio student encoders, their EMA teachers (``teachers``, no gradient,
+    no dropout, updated by the ``ema`` step hook), and the predictors video->audio, audio->audio, audio->video.
+
+    ``forward(video [B, T, 88, 88], audio [B, T * 640], lengths [B] frames)``: span masks (p 0.2, 3 frames) are
+    drawn per modality; the students see masked inputs (masked video frames and their 640 audio samples set to 0),
+    the teachers the full ones. Returns ``{"video_to_audio", "audio_to_audio", "audio_to_video"}`` predictions
+    [B, T, d], the teacher targets ``audio_target`` / ``video_target`` [B, T, d] (detached), and ``video_mask``,
+    ``audio_mask``, ``valid`` bool [B, T]; `raven_pretrain` (zoo.train.recipes.raven) turns them into the loss.
+    """
+
+    def __init__(self, encoder: dict[str, Any], predictor_width: int = 512, predictor_blocks: int = 2) -> None:
+        super().__init__()
+        quiet = {**encoder, "dropout": 0.0, "attention_dropout": 0.0, "drop_path": 0.0}
+        self.students = nn.ModuleDict({m: RAVEnEncoder(m, **encoder) for m in ("video", "audio")})
+        self.teachers = nn.ModuleDict({m: RAVEnEncoder(m, **quiet) for m in ("video", "audio")})
+        self.teachers.load_state_dict(self.students.state_dict())
+        self.teachers.requires_grad_(False)
+        dim = encoder["dim"]
+        heads = max(1, predictor_width // 64)
+        self.predictors = nn.ModuleDict(
+            {
+                name: Predictor(dim, dim, predictor_width, heads, 4 * predictor_width, predictor_blocks)
+                for name in ("video_to_audio", "audio_to_audio", "audio_to_video")
+            }
+        )
+
+    def forward(
+        self, video: torch.Tensor, audio: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        batch, frames = video.shape[:2]
+        if audio.shape[1] // AUDIO_SAMPLES_PER_FRAME != frames:
+            raise ValueError(f"audio has {audio.shape[1]} samples for {frames} video frames (expected {frames * 640})")
+        lengths = torch.full((batch,), frames, device=video.device) if lengths is None else lengths
+        valid = frame_valid_mask(lengths, frames, batch, video.device)
+        video_mask, audio_mask = span_mask(lengths, frames), span_mask(lengths, frames)
+        samples = audio_mask.repeat_interleave(AUDIO_SAMPLES_PER_FRAME, dim=1)
+        audio = audio[:, : frames * AUDIO_SAMPLES_PER_FRAME]
+        student_video = self.students["video"](video.masked_fill(video_mask[..., None, None], 0.0), lengths)
+        student_audio = self.students["audio"](audio.masked_fill(samples, 0.0), lengths * AUDIO_SAMPLES_PER_FRAME)
+        with torch.no_grad():
+            video_target = self.teachers["video"](video, lengths)
+            audio_target = self.teachers["audio"](audio, lengths * AUDIO_SAMPLES_PER_FRAME)
+        return {
+            "video_to_audio": self.predictors["video_to_audio"](student_video, video_mask, valid),
+            "audio_to_audio": self.predictors["audio_to_audio"](student_audio, audio_mask, valid),
+            "audio_to_video": self.predictors["audio_to_video"](student_audio, audio_mask, valid),
+            "audio_target": audio_target,
+            "video_target": video_target,
+            "video_mask": video_mask,
+            "audio_mask": audio_mask,
+            "valid": valid,
+        }
+
+
+_PRETRAIN_AXES = {"B": "batch", "T": "video frames at 25 fps (40 ms)", "d": "encoder width"}
+PRETRAIN_INPUTS = {
+    "video": INPUTS["video"]["x"],
+    "audio": TensorSpec(
+        shape=("B", "N"),
+        axes={"B": "batch", "N": "16 kHz samples = 640 x video frames"},
+        description="waveform aligned with the video (cut or zero-padded to T x 640 samples)",
+    ),
+    "lengths": INPUTS["video"]["lengths"],
+}
+PRETRAIN_OUTPUTS = {
+    **{
+        name: TensorSpec(shape=("B", "T", "d"), axes=_PRETRAIN_AXES, description=f"{name} prediction")
+        for name in ("video_to_audio", "audio_to_audio", "audio_to_video")
+    },
+    **{
+        name: TensorSpec(shape=("B", "T", "d"), axes=_PRETRAIN_AXES, description=f"EMA teacher's {name}")
+        for name in ("audio_target", "video_target")
+    },
+    **{
+        name: TensorSpec(shape=("B", "T"), axes={"B": "batch", "T": "video frames"}, dtype="bool", description=name)
+        for name in ("video_mask", "audio_mask", "valid")
+    },
+}
+
+
+def _register_pretrainer(size: str) -> None:
+    preset = ENCODER_SIZES[size]
+    name = f"raven-pretrain-{size}"
+
+    @register_model(
+        name,
+        family="raven",
+        paper=PAPER,
+        citation=CITATION,
+        inputs=PRETRAIN_INPUTS,
+        outputs=PRETRAIN_OUTPUTS,
+        small=SmallConfig(
+            {**SMALL_ENCODER, "predictor_width": 32, "predictor_blocks": 1},
+            {"T": 4, "N": 4 * AUDIO_SAMPLES_PER_FRAME},
+            {"lengths": [4, 3]},
+        ),
+    )
+    def builder(
+        dim: int = int(preset["dim"]),
+        heads: int = int(preset["heads"]),
+        ffn: int = int(preset["ffn"]),
+        blocks: int = int(preset["blocks"]),
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        drop_path: float = float(preset["drop_path"]),
+        predictor_width: int = 512,
+        predictor_blocks: int = 2,
+    ) -> RAVEnPretrainer:
+        encoder = dict(
+            dim=dim,
+            heads=heads,
+            ffn=ffn,
+            blocks=blocks,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            drop_path=drop_path,
+        )
+        return RAVEnPretrainer(encoder, predictor_width, predictor_blocks)
+
+    builder.__name__ = builder.__qualname__ = name.replace("-", "_")
+    builder.__doc__ = f"{name}: RAVEn {size} pre-training (students, EMA teachers, predictors)."
+
+
+for _size in ENCODER_SIZES:
+    _register_pretrainer(_size)
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Beyond the paper: a spiking RAVEn-style word classifier for DVS-Lip (jellyzoo's own construction)
 
 

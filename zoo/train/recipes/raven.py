@@ -44,10 +44,12 @@ from zoo.train.recipe import Recipe, register_recipe
 from zoo.train.registries import register_loss, register_metric
 
 __all__ = [
+    "RAVEN_PRETRAIN",
     "RAVEN_RECIPES",
     "average_checkpoints",
     "hybrid_ctc_attention_loss",
     "layer_decay_groups",
+    "raven_pretrain_loss",
     "unit_error_rate",
     "word_error_rate_of",
 ]
@@ -286,3 +288,66 @@ RAVEN_RECIPES = (
 )
 for _recipe in RAVEN_RECIPES:
     register_recipe(_recipe)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Self-supervised pre-training (respike_raven.md, section B.5)
+
+
+def _negative_cosine(prediction: torch.Tensor, target: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """-mean over the frames `where` [B, T] of cos(prediction, target) along the last axis."""
+    cosine = F.cosine_similarity(prediction.float(), target.float(), dim=-1)
+    return -(cosine * where).sum() / where.sum().clamp(min=1)
+
+
+@register_loss("raven_pretrain")
+def raven_pretrain_loss(
+    output: Mapping[str, torch.Tensor],
+    target: Any,
+    model: nn.Module,
+    video_to_audio: float = 1.0,
+    audio_to_audio: float = 1.0,
+    audio_to_video: float = 1.0,
+) -> torch.Tensor:
+    """RAVEn's objective from a `zoo.models.raven.RAVEnPretrainer` output (design note B.5): negative cosine
+    similarities to the EMA teachers' outputs, video->audio and audio->video over every valid frame, audio->audio
+    over the masked frames only; weights as the original's config (v2v 0, the others 1). `target` is unused."""
+    valid = output["valid"]
+    return (
+        video_to_audio * _negative_cosine(output["video_to_audio"], output["audio_target"], valid)
+        + audio_to_audio * _negative_cosine(output["audio_to_audio"], output["audio_target"], output["audio_mask"] & valid)
+        + audio_to_video * _negative_cosine(output["audio_to_video"], output["video_target"], valid)
+    )
+
+
+RAVEN_PRETRAIN = register_recipe(
+    Recipe(
+        name="raven-pretrain-base-lrs3",
+        model="raven-pretrain-base",
+        dataset="lrs3",
+        dataset_options={"modality": "audiovisual"},
+        train_options={"augment_time_mask": False},
+        optimizer="adamw",
+        optimizer_options={"betas": (0.9, 0.999)},
+        lr=3e-3,
+        weight_decay=0.04,
+        schedule="cosine",
+        warmup_epochs=40,
+        min_lr=1e-5,
+        epochs=150,
+        batch_size=32,
+        grad_clip=3.0,
+        after_step={"ema": {"student": "students", "teacher": "teachers", "momentum": 0.999, "final_momentum": 1.0}},
+        amp=False,
+        loss="raven_pretrain",
+        metrics=(),
+        selection_metric="loss",
+        description="RAVEn Base self-supervised pre-training on LRS3 (scripts/pretraining/base_lrs3.sh)",
+    )
+)
+"""RAVEn Base pre-training on LRS3 (``scripts/pretraining/base_lrs3.sh``): AdamW (0.9, 0.999), weight decay 0.04,
+peak lr 3e-3 after 40 warm-up epochs, cosine to 1e-5, 150 epochs, clipping 3.0, float32; EMA teachers with momentum
+0.999 -> 1 (cosine). Differences: one AdamW over both students and the predictors instead of one per modality (the
+same updates: the two losses touch disjoint parameters; clipping is then global instead of per modality), a fixed
+batch size instead of 2400 frames per GPU, and no online CTC/attention probe on the detached features (it needs
+character transcripts and does not shape the encoders)."""
