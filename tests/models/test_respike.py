@@ -260,5 +260,5 @@ def test_reduced_precision_autocast_keeps_spikes_binary_and_membranes_in_float32
     assert torch.isfinite(logits).all() and logits.shape == (2, 3)
     assert spikes.dtype == torch.bfloat16 and set(spikes.unique().tolist()) <= {0.0, 1.0}
     assert model.snn.layers[0][0].lif1.node.v.dtype == torch.float32
-    model.double()(torch.randn(1, 4, 3, 32, 32, dtype=torch.float64))
+    model.double()(torch.randn(2, 4, 3, 32, 32, dtype=torch.float64))
     assert model.snn.layers[0][0].lif1.node.v.dtype == torch.float64  # float64 stays float64 (parity checks)
