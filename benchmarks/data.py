@@ -240,7 +240,9 @@ def mvsec_stages(dataset: MVSEC) -> dict[str, Callable[[int], Any]]:
         sequence = dataset.sequences[number]
         data = sequence.handles()[0]
         return [
-            dataset._bin(data[f"davis/{c}/events"], *sequence.bounds[c][position], sequence.ends[position], c, sequence)
+            dataset._bin(
+                data[f"davis/{c}/events"], *sequence.bounds[c][position], sequence.windows[c][position, 0], c, sequence
+            )
             for c in dataset.cameras
         ]
 

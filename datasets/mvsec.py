@@ -21,9 +21,12 @@ stop at its end.
 One sample = the events of both cameras in the ``window_s`` = 50 ms window (t_d - 50 ms, t_d] before depth
 timestamp t_d, rectified with the calibration maps, truncated to integer pixels (events mapped outside the sensor
 are dropped, as in the original), and counted per pixel and polarity (ON iff polarity == 1). With ``num_bins``
-T > 1 the window is cut into T equal sub-windows. The original cut the whole sequence into a fixed 50 ms grid from
-its first event; here every window ends exactly at its depth timestamp, and left and right share it (README section
-"MVSEC window alignment": 3-5 % of the events of a window differ from the original's).
+T > 1 the window is cut into T equal sub-windows. That is ``window_alignment="depth"``. The original cut each
+camera's stream into a fixed 50 ms grid from its first event of the slice (``window_alignment="grid"``, what the
+StereoSpike recipes use): depth map k of a slice [a, b) gets (t0 + 50 ms k, t0 + 50 ms (k + 1)), both bounds open,
+where t0 is the first event after t_a - 50 ms that rectification keeps on the sensor, events at or after t_(b-1)
+left out; left and right each have their own t0 (README section "MVSEC window alignment": 3-5 % of the events of a
+window differ between the two).
 
 Events are read per sample from the HDF5 files (window boundaries are found once, streaming the time column in
 chunks), so memory stays bounded; rectification and binning are vectorised. Event values, depth timestamps and
@@ -107,6 +110,7 @@ VALID_INDICES = {
 
 Split = Literal["train", "val", "test"]
 Cameras = Literal["stereo", "left"]
+WindowAlignment = Literal["depth", "grid"]
 
 
 def area_closing(image: np.ndarray, area_threshold: int) -> np.ndarray:
@@ -214,14 +218,11 @@ def _open(path: Path) -> h5py.File:
         raise OSError(f"MVSEC file {path} is not a readable HDF5 file: {error}") from None
 
 
-def _window_bounds(events: h5py.Dataset, ends: np.ndarray, window_s: float, path: Path) -> np.ndarray:
-    """Event index ranges [start, stop) of the windows (end - window_s, end], streaming the time column in chunks.
-
-    Returns int64 [len(ends), 2]. The event times must be sorted (as published).
-    """
+def _count_events(events: h5py.Dataset, edges: np.ndarray, side: str, path: Path) -> np.ndarray:
+    """For each time in `edges`, the number of events before it (``side="left"``: t < edge; ``"right"``: t <= edge),
+    streaming the time column in chunks. Checks that the times are finite and sorted (as published)."""
     if events.ndim != 2 or events.shape[1] != 4:
         raise ValueError(f"{path}: {events.name} must be [n, 4] (x, y, t, polarity), got {events.shape}")
-    edges = np.concatenate([ends - window_s, ends])
     counts = np.zeros(edges.shape, dtype=np.int64)
     previous = -np.inf
     for start in range(0, events.shape[0], TIME_CHUNK):
@@ -232,17 +233,27 @@ def _window_bounds(events: h5py.Dataset, ends: np.ndarray, window_s: float, path
         if times[0] < previous or np.any(np.diff(times) < 0):
             raise ValueError(f"{path}: {events.name} timestamps are not sorted (near event {start})")
         previous = times[-1]
-        counts += np.searchsorted(times, edges, side="right")
-    return np.stack([counts[: len(ends)], counts[len(ends) :]], axis=1)
+        counts += np.searchsorted(times, edges, side=side)
+    return counts
+
+
+def _rectified_inside(x: np.ndarray, y: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Bool mask of the events whose rectified position lies on the sensor (the rest are dropped, as the original)."""
+    x_map, y_map = maps
+    height, width = x_map.shape
+    column, row = x_map[y, x], y_map[y, x]
+    return (column >= 0) & (column < width) & (row >= 0) & (row < height)
 
 
 class _Sequence:
-    """One indoor_flying sequence: depth labels, their timestamps and per-camera event windows (lazily opened)."""
+    """One indoor_flying sequence: depth labels, their timestamps and per-camera event windows (lazily opened).
 
-    def __init__(self, root: Path, number: int, cameras: tuple[str, ...], frames: np.ndarray, window_s: float) -> None:
+    `frames` are the depth maps of the samples, taken from the slice ``[first, end)`` of the split.
+    """
+
+    def __init__(self, root: Path, number: int, frames: np.ndarray, first: int, end: int) -> None:
         self.data_path = root / f"indoor_flying{number}_data.hdf5"
         self.gt_path = root / f"indoor_flying{number}_gt.hdf5"
-        self.cameras = cameras
         with _open(self.gt_path) as gt:
             depth = _dataset(gt, "davis/left/depth_image_rect", self.gt_path)
             stamps = _dataset(gt, "davis/left/depth_image_rect_ts", self.gt_path)[:]
@@ -251,25 +262,70 @@ class _Sequence:
                     f"{self.gt_path}: depth_image_rect {depth.shape} does not match depth_image_rect_ts {stamps.shape}"
                 )
             self.sensor = (int(depth.shape[1]), int(depth.shape[2]))
-        if frames.size and frames.max() >= stamps.shape[0]:
+        if end > stamps.shape[0]:
             raise ValueError(
-                f"{self.gt_path} has {stamps.shape[0]} depth maps; the split needs frame {frames.max()} (for a shorter "
+                f"{self.gt_path} has {stamps.shape[0]} depth maps; the split needs frame {end - 1} (for a shorter "
                 f"recording pass frame_ranges={{{number}: (start, end)}} with end <= {stamps.shape[0]})"
             )
-        self.frames = frames
-        self.ends = stamps[frames].astype(np.float64)
-        if not np.isfinite(self.ends).all():
+        if not np.isfinite(stamps[first:end]).all():
             raise ValueError(f"{self.gt_path}: depth_image_rect_ts holds non-finite timestamps")
-        with _open(self.data_path) as data:
-            self.bounds = {
-                camera: _window_bounds(
-                    _dataset(data, f"davis/{camera}/events", self.data_path), self.ends, window_s, self.data_path
-                )
-                for camera in cameras
-            }
+        self.frames = frames
+        self.first = first
+        self.ends = stamps[frames].astype(np.float64)
+        self.slice_times = (float(stamps[first]), float(stamps[end - 1]))
         stat = self.gt_path.stat()
         self.gt_stamp = f"{self.gt_path.name}-{stat.st_size}-{stat.st_mtime_ns}"
+        self.windows: dict[str, np.ndarray] = {}
+        self.bounds: dict[str, np.ndarray] = {}
         self._handles: tuple[int, h5py.File, h5py.File] | None = None
+
+    def locate(
+        self,
+        cameras: tuple[str, ...],
+        window_s: float,
+        alignment: WindowAlignment,
+        maps: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        """Find every sample's window per camera: `windows` [N, 2] (start, end) seconds, `bounds` [N, 2] events.
+
+        ``"depth"``: (t_d - window_s, t_d] before each depth stamp t_d, both cameras alike. ``"grid"``: the
+        original's fixed grid, per camera: t0 = the first event after t_first - window_s (t_first, t_last: first
+        and last depth stamps of the slice) that stays on the sensor after rectification; the depth map k maps of
+        the slice gets (t0 + k window_s, t0 + (k + 1) window_s), both bounds open, cut at t_last.
+        """
+        with _open(self.data_path) as data:
+            for camera in cameras:
+                events = _dataset(data, f"davis/{camera}/events", self.data_path)
+                if alignment == "depth":
+                    starts = self.ends - window_s
+                    counts = _count_events(events, np.concatenate([starts, self.ends]), "right", self.data_path)
+                    self.windows[camera] = np.stack([starts, self.ends], axis=1)
+                    self.bounds[camera] = counts.reshape(2, -1).T
+                    continue
+                first, last = self.slice_times
+                origin = self._grid_origin(events, camera, first - window_s, last, maps[camera])
+                starts = origin + window_s * (self.frames - self.first)
+                stops = starts + window_s
+                after = _count_events(events, starts, "right", self.data_path)
+                before = _count_events(events, np.concatenate([stops, [last]]), "left", self.data_path)
+                self.windows[camera] = np.stack([starts, stops], axis=1)
+                self.bounds[camera] = np.stack([after, np.minimum(before[:-1], before[-1])], axis=1)
+
+    def _grid_origin(
+        self, events: h5py.Dataset, camera: str, after: float, before: float, maps: tuple[np.ndarray, np.ndarray]
+    ) -> float:
+        """Time of the first event in (after, before) that rectification keeps on the sensor."""
+        index = int(_count_events(events, np.array([after]), "right", self.data_path)[0])
+        while index < events.shape[0]:
+            chunk = events[index : index + 4096]
+            chunk = chunk[chunk[:, 2] < before]
+            if len(chunk) == 0:
+                break
+            kept = np.flatnonzero(_rectified_inside(chunk[:, 0].astype(np.int64), chunk[:, 1].astype(np.int64), maps))
+            if kept.size:
+                return float(chunk[kept[0], 2])
+            index += 4096
+        raise ValueError(f"{self.data_path}: davis/{camera}/events has no event on the sensor in ({after}, {before}) s")
 
     def handles(self) -> tuple[h5py.File, h5py.File]:
         """(data, gt) files, opened once per process (DataLoader workers each open their own)."""
@@ -306,6 +362,8 @@ class MVSEC(Dataset):
         window_s: seconds of events before each depth timestamp (0.05 in the paper).
         frame_ranges: ``{sequence: (start, end)}`` depth-frame slices replacing the published ones of this split
             (end ``None``: the last depth map); ``None``: the published ranges.
+        window_alignment: ``"depth"``: the window ends at each depth stamp (both cameras); ``"grid"``: the
+            original's fixed grid from each camera's first event of the slice (the StereoSpike recipes).
         fill_holes: apply the original's area closing to the labels (~0.5 s per 260 x 346 map on one core).
         cache_dir: if set, filled depth maps are stored there once and read back in later epochs.
         max_samples: keep only the first this many samples (quick runs); None keeps all.
@@ -322,6 +380,7 @@ class MVSEC(Dataset):
         num_bins: int = 1,
         window_s: float = WINDOW_S,
         frame_ranges: FrameRanges | None = None,
+        window_alignment: WindowAlignment = "depth",
         fill_holes: bool = True,
         cache_dir: str | Path | None = None,
         max_samples: int | None = None,
@@ -346,8 +405,8 @@ class MVSEC(Dataset):
         self.cameras = ("left", "right") if cameras == "stereo" else ("left",)
         self.samples: list[tuple[int, int]] = []  # (sequence number, position in that sequence's frame list)
         self.sequences: dict[int, _Sequence] = {}
-        for number, frames in self._frames(folder, split, split_index, frame_ranges or {}).items():
-            self.sequences[number] = _Sequence(folder, number, self.cameras, frames, window_s)
+        for number, (frames, (first, end)) in self._frames(folder, split, split_index, frame_ranges or {}).items():
+            self.sequences[number] = _Sequence(folder, number, frames, first, end)
             self.samples += [(number, position) for position in range(len(frames))]
         if max_samples is not None:
             self.samples = self.samples[:max_samples]
@@ -363,10 +422,16 @@ class MVSEC(Dataset):
             )
             for camera in self.cameras
         }
+        self.window_alignment = window_alignment
+        for sequence in self.sequences.values():
+            sequence.locate(self.cameras, window_s, window_alignment, self.maps)
 
     @staticmethod
-    def _frames(root: Path, split: Split, split_index: int, ranges: FrameRanges) -> dict[int, np.ndarray]:
-        """Depth-frame indices per sequence for the split (slices, first two labels skipped)."""
+    def _frames(
+        root: Path, split: Split, split_index: int, ranges: FrameRanges
+    ) -> dict[int, tuple[np.ndarray, tuple[int, int]]]:
+        """Per sequence: the depth frames of the split's samples (first two labels of a slice skipped) and the
+        slice ``(first, end)`` they come from."""
         training, (held_out, published) = SPLIT_SEQUENCES[split_index]
         slices = {**training, held_out: published}
         for number, bounds in ranges.items():
@@ -384,7 +449,10 @@ class MVSEC(Dataset):
                 )
             slices[number] = (start, end)
         if split == "train":
-            return {number: np.arange(slices[number][0] + SKIPPED_LABELS, slices[number][1]) for number in training}
+            return {
+                number: (np.arange(slices[number][0] + SKIPPED_LABELS, slices[number][1]), slices[number])
+                for number in training
+            }
         start, end = slices[held_out]
         available = end - start - SKIPPED_LABELS
         valid = np.array([position for position in VALID_INDICES[split_index] if position < available])
@@ -392,7 +460,7 @@ class MVSEC(Dataset):
             positions = valid
         else:
             positions = np.setdiff1d(np.arange(min(TEST_END[split_index], available)), valid)
-        return {held_out: start + SKIPPED_LABELS + positions}
+        return {held_out: (start + SKIPPED_LABELS + positions, (start, end))}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -401,11 +469,13 @@ class MVSEC(Dataset):
         number, position = self.samples[index]
         sequence = self.sequences[number]
         data, gt = sequence.handles()
-        end = sequence.ends[position]
         frames = [
-            self._bin(data[f"davis/{camera}/events"], *sequence.bounds[camera][position], end, camera, sequence)
+            self._bin(
+                data[f"davis/{camera}/events"], *sequence.bounds[camera][position],
+                float(sequence.windows[camera][position, 0]), camera, sequence,
+            )
             for camera in self.cameras
-        ]
+        ]  # fmt: skip
         depth = self._depth(gt, sequence, int(sequence.frames[position]))
         return torch.from_numpy(np.concatenate(frames, axis=1)), torch.from_numpy(depth)[None]
 
@@ -434,9 +504,9 @@ class MVSEC(Dataset):
         return depth
 
     def _bin(
-        self, events: h5py.Dataset, start: int, stop: int, end: float, camera: str, sequence: _Sequence
+        self, events: h5py.Dataset, start: int, stop: int, window_start: float, camera: str, sequence: _Sequence
     ) -> np.ndarray:
-        """Rectified per-pixel ON/OFF counts of events[start:stop] (the window ending at `end`): [T, 2, H, W]."""
+        """Rectified per-pixel ON/OFF counts of events[start:stop] (the window from `window_start` on): [T, 2, H, W]."""
         height, width = self.sensor
         chunk = events[start:stop]
         if not np.isfinite(chunk).all():
@@ -455,13 +525,11 @@ class MVSEC(Dataset):
                 f"y={y[bad]}) outside the {height} x {width} sensor"
             )
         x_map, y_map = self.maps[camera]
-        column = x_map[y, x]
-        row = y_map[y, x]
-        keep = (column >= 0) & (column < width) & (row >= 0) & (row < height)
-        column = column[keep].astype(np.int64)
-        row = row[keep].astype(np.int64)
+        keep = _rectified_inside(x, y, self.maps[camera])
+        column = x_map[y[keep], x[keep]].astype(np.int64)
+        row = y_map[y[keep], x[keep]].astype(np.int64)
         channel = (chunk[keep, 3] != 1).astype(np.int64)
-        since_start = chunk[keep, 2] - (end - self.window_s)
+        since_start = chunk[keep, 2] - window_start
         step = np.clip(np.ceil(since_start * self.num_bins / self.window_s).astype(np.int64) - 1, 0, self.num_bins - 1)
         flat = ((step * 2 + channel) * height + row) * width + column
         counts = np.bincount(flat, minlength=self.num_bins * 2 * height * width)

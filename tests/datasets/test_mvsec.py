@@ -253,3 +253,47 @@ def test_filled_depth_cache_is_built_once_and_keyed_by_file(tmp_path: Path) -> N
         gt["davis/left/depth_image_rect"][frame] = 4.0
     changed = MVSEC(data, "val", max_samples=2, cache_dir=tmp_path / "cache")
     assert torch.all(changed[1][1] == 4.0), "a changed ground-truth file gets a new cache key"
+
+
+def _grid_counts(root: Path, number: int, first: int, end: int, frame: int, camera: str, bins: int) -> np.ndarray:
+    """The original's fixed grid, event by event: keep t in (t_first - 50 ms, t_last) that rectify onto the sensor,
+    t0 = the first kept event, depth map `frame` gets (t0 + 0.05 k, t0 + 0.05 (k + 1)) with k = frame - first."""
+    height, width = SENSOR
+    with h5py.File(root / f"indoor_flying{number}_gt.hdf5") as gt:
+        stamps = gt["davis/left/depth_image_rect_ts"][:]
+    with h5py.File(root / f"indoor_flying{number}_data.hdf5") as data:
+        events = data[f"davis/{camera}/events"][:]
+    calib = root / "indoor_flying_calib"
+    x_map = np.loadtxt(calib / f"indoor_flying_{camera}_x_map.txt").astype(np.float32)
+    y_map = np.loadtxt(calib / f"indoor_flying_{camera}_y_map.txt").astype(np.float32)
+    kept = []
+    for x, y, t, polarity in events:
+        if stamps[first] - 0.05 < t < stamps[end - 1]:
+            column, row = float(x_map[int(y), int(x)]), float(y_map[int(y), int(x)])
+            if 0 <= column < width and 0 <= row < height:
+                kept.append((column, row, t, polarity))
+    origin = kept[0][2]
+    low = origin + 0.05 * (frame - first)
+    counts = np.zeros((bins, 2, height, width), dtype=np.float32)
+    for column, row, t, polarity in kept:
+        if low < t < low + 0.05:
+            step = min(bins - 1, max(0, int(np.ceil((t - low) * bins / 0.05)) - 1))
+            counts[step, 0 if polarity == 1 else 1, int(row), int(column)] += 1
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("split", "index", "number", "first", "end"), [("train", 5, 2, 159, 1581), ("val", 0, 1, 139, 1201)]
+)
+def test_grid_alignment_matches_the_originals_fixed_grid(
+    root: Path, split: str, index: int, number: int, first: int, end: int
+) -> None:
+    grid = MVSEC(root, split, num_bins=2, fill_holes=False, window_alignment="grid")
+    frame = int(grid.sequences[number].frames[index if split == "train" else 0])
+    events, _ = grid[index]
+    expected = np.concatenate(
+        [_grid_counts(root, number, first, end, frame, camera, 2) for camera in ("left", "right")], axis=1
+    )
+    assert np.array_equal(events.numpy(), expected) and expected.sum() > 0
+    depth_aligned, _ = MVSEC(root, split, num_bins=2, fill_holes=False)[index]
+    assert not torch.equal(depth_aligned, events), "the two alignments cut different windows"

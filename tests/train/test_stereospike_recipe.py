@@ -101,6 +101,9 @@ def test_paper_preset() -> None:
     assert (recipe.step_milestones, recipe.step_gamma, recipe.epochs) == ((8.0, 42.0, 60.0), 0.5, 70)
     monocular = get_recipe("stereospike-monocular-mvsec")
     assert monocular.model == "stereospike-monocular" and monocular.dataset_options["cameras"] == "left"
+    assert recipe.dataset_options["window_alignment"] == monocular.dataset_options["window_alignment"] == "grid"
+    variant = get_recipe("stereospike-mvsec-depth-aligned")
+    assert variant.dataset_options == {**recipe.dataset_options, "window_alignment": "depth"}
 
 
 def test_trains_through_the_cli_and_evaluates_mde(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
