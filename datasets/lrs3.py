@@ -29,18 +29,22 @@ and -1 (the forward arguments of the RAVEn recognisers, teacher forcing included
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from zoo.datasets.fbank import read_audio
 from zoo.datasets.options import checked_options
-from zoo.datasets.video import read_frame_count, read_frames
+from zoo.datasets.video import read_frame_count, read_frames, write_video
 
 __all__ = [
     "AUDIO_RATE",
@@ -48,7 +52,11 @@ __all__ = [
     "LRS3",
     "FrameBudgetBatchSampler",
     "Utterance",
+    "crop_mouth_video",
+    "crop_mouths",
     "read_lrs3_csv",
+    "similarity_transform",
+    "smooth_landmarks",
     "time_mask",
     "write_lrs3_csv",
 ]
@@ -345,3 +353,120 @@ class FrameBudgetBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mouth-crop preprocessing (design note respike_raven.md, section B.7): ``python -m zoo.datasets.lrs3 crop ...``
+
+STABLE_POINTS = (28, 33, 36, 39, 42, 45, 48, 54)
+"""68-point landmark indices aligned to the reference face: nose ridge and tip, eye corners, mouth corners."""
+MOUTH_POINTS = slice(48, 68)
+WARPED_SIZE, MOUTH_CROP_SIZE, SMOOTHING_MARGIN = 256, 96, 12
+
+
+def smooth_landmarks(landmarks: np.ndarray, margin: int = SMOOTHING_MARGIN) -> np.ndarray:
+    """Landmarks [T, 68, 2] averaged over frames t - margin/2 .. t + margin/2 (cut at the ends), each frame then
+    moved back to its own centroid (the original keeps the current frame's position, smooths its shape)."""
+    half = margin // 2
+    smoothed = np.empty_like(landmarks, dtype=np.float64)
+    for t in range(len(landmarks)):
+        window = landmarks[max(0, t - half) : t + half + 1].mean(axis=0)
+        smoothed[t] = window + landmarks[t].mean(axis=0) - window.mean(axis=0)
+    return smoothed
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; Umeyama 1991) taking points `source` [K, 2]
+    onto `target` [K, 2], as a 2x3 matrix [s R | t]. (The original uses OpenCV's LMedS-robust estimate of the same
+    model; on landmarks without outliers both give this solution.)"""
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    centred_s, centred_t = source - mean_s, target - mean_t
+    covariance = centred_t.T @ centred_s / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ sign @ vt
+    scale = np.trace(np.diag(singular) @ sign) / centred_s.var(0).sum()
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = mean_t - scale * rotation @ mean_s
+    return matrix
+
+
+def _warp(image: torch.Tensor, matrix: np.ndarray, size: int) -> torch.Tensor:
+    """Image [C, H, W] float warped by the 2x3 `matrix` (source pixel -> output pixel, pixel centres at integer
+    coordinates) into a [C, size, size] output, bilinear, zeros outside."""
+    height, width = image.shape[1:]
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    ys, xs = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
+    source = inverse @ points  # [2, size * size] source x, y
+    grid = np.stack([2 * source[0] / (width - 1) - 1, 2 * source[1] / (height - 1) - 1], axis=-1)
+    grid_tensor = torch.from_numpy(grid.reshape(1, size, size, 2)).to(image.dtype)
+    return F.grid_sample(image[None], grid_tensor, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+def crop_mouths(frames: np.ndarray, landmarks: np.ndarray, mean_face: np.ndarray) -> np.ndarray:
+    """Mouth crops of a face video: frames uint8 [T, H, W, 3], 68-point landmarks [T, 68, 2] (x, y in pixels),
+    reference face [68, 2] in a 256 x 256 frame -> uint8 [T, 96, 96, 3].
+
+    Per frame: landmarks smoothed (`smooth_landmarks`), similarity transform of the 8 stable points onto the
+    reference face, frame and landmarks warped into the 256 x 256 reference frame, and a 96 x 96 patch cut around
+    the mean of the warped mouth landmarks 48-67 (clamped inside the warped frame).
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 [T, H, W, 3], got shape {frames.shape}")
+    if landmarks.shape != (len(frames), 68, 2):
+        raise ValueError(f"landmarks must be [T = {len(frames)}, 68, 2], got shape {landmarks.shape}")
+    if mean_face.shape != (68, 2):
+        raise ValueError(f"the reference face must be [68, 2], got shape {mean_face.shape}")
+    smoothed = smooth_landmarks(landmarks.astype(np.float64))
+    reference = mean_face.astype(np.float64)[list(STABLE_POINTS)]
+    crops = np.empty((len(frames), MOUTH_CROP_SIZE, MOUTH_CROP_SIZE, 3), dtype=np.uint8)
+    half = MOUTH_CROP_SIZE // 2
+    for t, frame in enumerate(frames):
+        matrix = similarity_transform(smoothed[t][list(STABLE_POINTS)], reference)
+        warped = _warp(torch.from_numpy(frame).permute(2, 0, 1).double(), matrix, WARPED_SIZE)
+        mouth = smoothed[t][MOUTH_POINTS] @ matrix[:, :2].T + matrix[:, 2]
+        centre_x, centre_y = np.clip(np.round(mouth.mean(0)).astype(int), half, WARPED_SIZE - half)
+        patch = warped[:, centre_y - half : centre_y + half, centre_x - half : centre_x + half]
+        crops[t] = patch.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return crops
+
+
+def crop_mouth_video(video: str | Path, landmarks: str | Path, mean_face: str | Path, out: str | Path) -> Path:
+    """Read `video` and its landmarks (``.npy`` [T, 68, 2]), write the mouth crops as lossless FFV1 ``.avi`` at
+    25 fps (RAVEn's ``extract_mouths.py`` output)."""
+    video = Path(video)
+    frames = read_frames(video, list(range(read_frame_count(video)))).permute(0, 2, 3, 1).numpy()
+    points = np.load(landmarks)
+    if len(points) != len(frames):
+        raise ValueError(f"{landmarks}: {len(points)} landmark frames for {len(frames)} video frames in {video}")
+    return write_video(out, crop_mouths(frames, points, np.load(mean_face)), fps=VIDEO_FPS, codec="ffv1")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zoo.datasets.lrs3 crop --videos DIR --landmarks DIR --mean-face FILE --out DIR``: every video under
+    --videos (``.mp4``/``.avi``) with a ``.npy`` of the same relative path under --landmarks gets its mouth crops at
+    the same relative path under --out (``.avi``)."""
+    parser = argparse.ArgumentParser(prog="python -m zoo.datasets.lrs3", description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    crop = commands.add_parser("crop", help="cut 96 x 96 mouth crops from face videos and 68-point landmarks")
+    crop.add_argument("--videos", type=Path, required=True)
+    crop.add_argument("--landmarks", type=Path, required=True)
+    crop.add_argument("--mean-face", type=Path, required=True, help="reference face, .npy [68, 2] in 256 x 256")
+    crop.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args(argv)
+    videos = sorted(p for p in arguments.videos.rglob("*") if p.suffix in (".mp4", ".avi"))
+    if not videos:
+        parser.error(f"no .mp4 or .avi video under {arguments.videos}")
+    for path in videos:
+        relative = path.relative_to(arguments.videos)
+        landmarks = (arguments.landmarks / relative).with_suffix(".npy")
+        if not landmarks.is_file():
+            raise FileNotFoundError(f"landmarks {landmarks} for video {path} do not exist")
+        crop_mouth_video(path, landmarks, arguments.mean_face, (arguments.out / relative).with_suffix(".avi"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

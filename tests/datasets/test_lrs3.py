@@ -10,8 +10,17 @@ import soundfile
 import torch
 
 from zoo.datasets import LRS3, get_dataset
-from zoo.datasets.lrs3 import CSV_SUFFIX, FrameBudgetBatchSampler, Utterance, time_mask, write_lrs3_csv
-from zoo.datasets.video import write_video
+from zoo.datasets.lrs3 import (
+    CSV_SUFFIX,
+    FrameBudgetBatchSampler,
+    Utterance,
+    crop_mouths,
+    similarity_transform,
+    time_mask,
+    write_lrs3_csv,
+)
+from zoo.datasets.lrs3 import main as lrs3_main
+from zoo.datasets.video import read_frames, write_video
 
 STD = 0.165
 UTTERANCES = [("spk1/00001", 12, (5, 7, 9)), ("spk1/00002", 7, (3,)), ("spk2/00001", 9, (4, 4, 1, 2))]
@@ -169,3 +178,55 @@ def test_frame_budget_batches_cover_every_utterance_once() -> None:
     assert len({len(shard) for shard in shards}) == 1
     assert {i for shard in shards for batch in shard for i in batch} == set(range(len(sizes)))
     assert list(FrameBudgetBatchSampler(sizes, 100, shuffle=False))[0] == [5]  # longer than the budget: alone
+
+
+def synthetic_face_video(frames: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A reference face [68, 2] in 256 x 256, landmarks of a head moving through a 120 x 160 video (scale 0.5,
+    rotated 15 degrees, translated per frame) and the video [T, 120, 160, 3]: a bright disc on the mouth centre,
+    a dimmer one on the nose tip (landmark 33)."""
+    rng = np.random.default_rng(0)
+    face = rng.uniform(70, 190, (68, 2))
+    face[48:68] = np.array([128.0, 185.0]) + rng.uniform(-12, 12, (20, 2))
+    face[33] = (128.0, 140.0)
+    angle = np.deg2rad(15)
+    rotation = 0.5 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    video = np.zeros((frames, 120, 160, 3), dtype=np.uint8)
+    landmarks = np.empty((frames, 68, 2))
+    ys, xs = np.mgrid[0:120, 0:160]
+    for t in range(frames):
+        landmarks[t] = face @ rotation.T + np.array([30.0 + 2 * t, 5.0 + t])
+        for point, value in ((landmarks[t, 48:68].mean(0), 250), (landmarks[t, 33], 120)):
+            video[t][(xs - point[0]) ** 2 + (ys - point[1]) ** 2 <= 9] = value
+    return face, landmarks, video
+
+
+def test_similarity_transform_recovers_a_known_transform() -> None:
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 100, (8, 2))
+    angle = 0.3
+    matrix = np.array(
+        [[1.7 * np.cos(angle), -1.7 * np.sin(angle), 4.0], [1.7 * np.sin(angle), 1.7 * np.cos(angle), -2]]
+    )
+    moved = points @ matrix[:, :2].T + matrix[:, 2]
+    np.testing.assert_allclose(similarity_transform(points, moved), matrix, atol=1e-9)
+
+
+def test_mouth_crops_are_centred_on_the_mouth(tmp_path: Path) -> None:
+    face, landmarks, video = synthetic_face_video()
+    crops = crop_mouths(video, landmarks, face)
+    assert crops.shape == (6, 96, 96, 3)
+    nose = np.round(face[33] - face[48:68].mean(0) + 48).astype(int)  # the nose disc, in crop coordinates
+    for crop in crops[..., 0].astype(int):
+        assert crop[46:51, 46:51].min() > 200  # the mouth disc (radius 3 px, twice as large after the warp)
+        assert 60 < crop[nose[1], nose[0]] < 180
+        assert crop[:20].max() == 0 or crop[:, :20].max() == 0  # away from the markers: background
+    np.save(tmp_path / "face.npy", face)
+    (tmp_path / "landmarks" / "spk").mkdir(parents=True)
+    np.save(tmp_path / "landmarks" / "spk" / "001.npy", landmarks)
+    write_video(tmp_path / "videos" / "spk" / "001.mp4", video)
+    args = ["crop", "--videos", str(tmp_path / "videos"), "--landmarks", str(tmp_path / "landmarks")]
+    assert lrs3_main([*args, "--mean-face", str(tmp_path / "face.npy"), "--out", str(tmp_path / "crops")]) == 0
+    written = read_frames(tmp_path / "crops" / "spk" / "001.avi", list(range(6)))
+    assert written.shape == (6, 3, 96, 96) and written[:, 0, 46:51, 46:51].min() > 180
+    with pytest.raises(ValueError, match=r"landmarks must be \[T = 6, 68, 2\]"):
+        crop_mouths(video, landmarks[:5], face)
