@@ -213,7 +213,10 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 def measure_model(
     model: nn.Module, inputs: dict[str, Any], device: torch.device, precision: str, warmup: int, repeats: int
 ) -> dict[str, Any]:
-    """Inference and training-step timings, peak memory and recording overhead of one model on one batch."""
+    """Inference and training-step timings, peak memory and recording overhead of one model on one batch.
+
+    The first inference (untimed) also lists the jellyzoo kernels the model runs (``kernel_ops``).
+    """
     samples = batch_of(inputs)
     memory = PeakMemory(device)
     model.eval()
@@ -223,7 +226,9 @@ def measure_model(
             model(**inputs)
 
     memory.start()
-    inference = summary_ms(measure_ms(infer, device, warmup, repeats))
+    with KernelOps() as spy:
+        infer(0)
+    inference = summary_ms(measure_ms(infer, device, max(0, warmup - 1), repeats))
     inference_memory = memory.stop()
 
     model.train()
@@ -249,6 +254,7 @@ def measure_model(
     training_memory = memory.stop()
     training = summary_ms(with_recording)
     result = {
+        "kernel_ops": sorted(spy.seen),
         "samples": samples,
         "inference": {**inference, "samples_per_s": samples / (inference["median_ms"] * 1e-3), **inference_memory},
         "training": {**training, "samples_per_s": samples / (training["median_ms"] * 1e-3), **training_memory},
@@ -279,19 +285,11 @@ class KernelOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def kernel_ops(model: nn.Module, inputs: dict[str, Any]) -> list[str]:
-    """The jellyzoo kernel operators one inference forward of `model` runs (none: pure PyTorch whatever the backend)."""
-    model.eval()
-    with torch.no_grad(), KernelOps() as spy:
-        model(**inputs)
-    return sorted(spy.seen)
-
-
 def variants(name: str, backend: str, device: torch.device) -> list[dict[str, Any]]:
     """The runs of one model: as selected, with the PyTorch reference backend, with each "reference" structure.
 
-    The reference-backend run is dropped later if the selected run uses no jellyzoo kernel (`kernel_ops`): the
-    computation is then the same PyTorch code either way.
+    The reference-backend run is dropped later if the selected run uses no jellyzoo kernel (its ``kernel_ops``):
+    the computation is then the same PyTorch code either way.
     """
     runs = [{"label": "selected", "backend": backend, "overrides": {}}]
     probe = torch.empty(0, device=device)
@@ -326,9 +324,9 @@ def benchmark(args: argparse.Namespace, device: torch.device) -> list[dict[str, 
                 inputs = make_inputs(name, batch, args.quick, device)
                 row["input_shapes"] = {key: list(value.shape) for key, value in inputs.items()}
                 row["parameters"] = sum(parameter.numel() for parameter in model.parameters())
-                if run["label"] == "selected":
-                    row["kernel_ops"] = kernels[(name, batch)] = kernel_ops(model, inputs)
                 row.update(measure_model(model, inputs, device, args.precision, args.warmup, args.repeats))
+                if run["label"] == "selected":
+                    kernels[(name, batch)] = row["kernel_ops"]
         except Exception as error:  # a benchmark row records the failure and the run continues with the next model
             row["error"] = f"{type(error).__name__}: {error}"
             print(f"{name} ({run['label']}) failed:\n{traceback.format_exc()}", file=sys.stderr)
@@ -398,7 +396,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
         ops = [op.split("::")[-1] for op in row.get("kernel_ops", [])]
         names = [op.removesuffix("_forward") for op in ops if op.endswith("_forward")]
-        kernels = f" ({', '.join(names) or 'none'})" if "kernel_ops" in row else ""
+        kernels = f" ({', '.join(names) or 'none'})" if row["variant"] == "selected" else ""
         lines.append(
             f"| {row['model']} | {row['variant']}{kernels} | {shapes} | {row['parameters'] / 1e6:.2f} M "
             f"| {inference['samples_per_s']:.2f}{_fmt_ratio(row, 'inference', 'time')} "
