@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["pad_features", "padding_mask"]
+__all__ = ["pad_features"]
 
 
 def pad_features(
@@ -16,7 +16,8 @@ def pad_features(
 
     Frames past each item's length are zeros, as in sparch's ``pad_sequence`` batching. With ``with_lengths`` the
     input is ``(features, lengths [B] int64 frames)`` instead, so that a model can leave the padding out of its
-    statistics and outputs (see `padding_mask`); sparch computes the lengths but never uses them.
+    statistics and outputs (`zoo.layers.valid_steps.valid_mask(lengths, T_max, batch_first=True)` is the
+    [B, T_max] mask of the real frames); sparch computes the lengths but never uses them.
     """
     if not items:
         raise ValueError("cannot collate an empty batch")
@@ -28,8 +29,3 @@ def pad_features(
     padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True)
     labels = torch.stack([torch.as_tensor(item[1], dtype=torch.int64) for item in items])
     return ((padded, lengths) if with_lengths else padded), labels
-
-
-def padding_mask(lengths: torch.Tensor, num_steps: int) -> torch.Tensor:
-    """``[B, num_steps]`` bool, True on the real frames ``t < lengths[b]`` and False on padding."""
-    return torch.arange(num_steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)

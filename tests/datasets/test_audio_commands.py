@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from zoo.datasets import HeidelbergDigits, SpeechCommands
 from zoo.datasets.audio_commands import SPEECH_COMMANDS_WORDS, heidelberg_digit_label
 from zoo.datasets.fbank import log_mel_fbank, read_audio
-from zoo.datasets.padding import padding_mask
+from zoo.layers.valid_steps import valid_mask
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "speech"
 LOW_BINS = slice(0, 28)
@@ -104,7 +104,7 @@ def test_heidelberg_digits_items_and_padded_batches(tmp_path: Path) -> None:
     masked = HeidelbergDigits(root, "test", lengths=True)
     (padded, lengths), _ = next(iter(DataLoader(masked, batch_size=2, collate_fn=masked.collate_fn)))
     assert torch.equal(padded, batch) and lengths.tolist() == expected_lengths
-    mask = padding_mask(lengths, batch.shape[1])
+    mask = valid_mask(lengths, batch.shape[1], batch_first=True)
     assert mask.sum(dim=1).tolist() == expected_lengths
     assert torch.all(batch[~mask] == 0) and torch.equal(batch[1, : lengths[1]], test[1][0])
 
