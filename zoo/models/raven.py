@@ -877,8 +877,8 @@ class SpikingLipFrontend(nn.Module):
 class SpikingRAVEnClassifier(nn.Module):
     """Hybrid spiking RAVEn-style word classifier: spiking front-end, float Transformer, per-step linear readout.
 
-    Not a published model: jellyzoo's construction from design note respike_raven.md, section C.2 (the "SNN front-end
-    x Transformer back-end" cell, option (a): attention stays float, so the model is *hybrid*, not an SNN).
+    Not a published model: jellyzoo's construction after respike_raven.md, section C (the "SNN front-end x
+    Transformer back-end" cell, option (a): attention stays float, so the model is *hybrid*, not an SNN).
 
         events [B, T, 2, 88, 88] -> `SpikingLipFrontend` (spikes [B, T, 512])
                                  -> `RAVEnEncoder` blocks: Linear(512 -> d) * sqrt(d), relative-position
@@ -945,10 +945,11 @@ class SpikingRAVEnClassifier(nn.Module):
 
 
 SPIKING_DVSLIP_SIZE: dict[str, int | float] = dict(dim=256, heads=4, ffn=1024, blocks=6, drop_path=0.1)
-"""The default ("RAVEn-S") preset, design note respike_raven.md section C.2: DVS-Lip has ~15k training clips, two
-orders of magnitude below RAVEn's pre-training data, so d 256 with 4 heads (d_k 64 as in RAVEn Base), FFN 4 d as
-RAVEn, 6 blocks (half of Base) and drop-path 0.1. The back-end has 4.9 M parameters, a tenth of SpikGRU2+'s
-47 M-parameter SpikGRU head, on the same 11.2 M-parameter front-end."""
+"""The default ("RAVEn-S") preset (respike_raven.md, section C): DVS-Lip has on the order of 10^4 word clips, orders
+of magnitude below the data RAVEn Base was built for, so d 256 with 4 heads (d_k 64 as in RAVEn Base), FFN 4 d as
+RAVEn, 6 blocks (half of Base) and drop-path 0.1. The back-end (embedding, blocks, readout) has 5.3 M parameters,
+a ninth of SpikGRU2+'s 47.2 M-parameter SpikGRU head, on the same 11.2 M-parameter front-end (16.5 M in all)."""
+
 
 SPIKING_DVSLIP_PAPER = (
     "jellyzoo's own construction, not a published model: a hybrid (spiking front-end, float attention) RAVEn-style "
