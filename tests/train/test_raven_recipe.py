@@ -23,6 +23,7 @@ from zoo.train import get_recipe
 from zoo.train.cli import main
 from zoo.train.optim import parameter_groups
 from zoo.train.recipes.raven import (
+    RAVEN_RECIPES,
     average_checkpoints,
     hybrid_ctc_attention_loss,
     layer_decay_groups,
@@ -211,3 +212,16 @@ def test_pretraining_loss_falls_and_the_teachers_follow(tmp_path: Path) -> None:
         student_moved += (student[name] - initial[name]).square().sum().item()
     # momentum 0.999 over 8 steps: the teachers follow the students by well under 5 % of the students' change
     assert 0 < teacher_moved < 0.05**2 * student_moved
+
+
+@pytest.mark.parametrize("recipe", RAVEN_RECIPES, ids=[recipe.name for recipe in RAVEN_RECIPES])
+def test_every_finetuning_recipe_groups_its_model(recipe) -> None:
+    """Each recipe's layer-wise groups match its model (every pattern used) and the decoder trains at the recipe lr."""
+    with torch.device("meta"):
+        model = zoo.build(recipe.model, **recipe.model_overrides)
+    groups = parameter_groups(model, recipe.weight_decay, (), recipe.param_groups)
+    lr_of = {id(p): recipe.lr * group["lr_scale"] for group in groups for p in group["params"]}
+    named = dict(model.named_parameters())
+    last = len(model.encoder.blocks) - 1
+    assert lr_of[id(named["decoder.output.weight"])] == recipe.lr
+    assert lr_of[id(named[f"encoder.blocks.{last}.gamma_ff"])] < recipe.lr

@@ -13,6 +13,10 @@ recipe                                  setting (``scripts/finetuning/<task>/<da
                                         ``lrs3_trainval`` although named "lrs3"; we use the full set)
 ``raven-asr-base-lrs3-lowres``          ASR, 30 h: 1e-3 / 5e-3, weight decay 0.1, drop-path 0.2, layer decay 0.5,
                                         200 epochs, low-resource decoder
+``raven-{vsr,asr}-large-lrs3[-lowres]``  Large (``large_lrs3vox2.sh``), 24 blocks: VSR 2e-3 / 4e-3, wd 0.04,
+                                        drop-path 0.3, layer decay 0.75, 75 epochs (30 h: 1e-3 / 5e-3, 0.1, 0.2,
+                                        0.6, 50); ASR 1e-3 / 2e-3, 0.04, 0.3, 0.75, 150 epochs (30 h: 1e-3 /
+                                        5e-3, 0.1, 0.2, 0.75, 200); 2000 frames per GPU in the scripts
 ======================================  =========================================================================
 
 Common: AdamW (0.9, 0.98), linear warm-up then cosine to 1e-5, gradient clipping 5.0, float32; loss
@@ -201,6 +205,7 @@ def _finetune_recipe(
     epochs: int,
     time_mask: tuple[float, float],
     description: str,
+    blocks: int = 12,
 ) -> Recipe:
     return Recipe(
         name=name,
@@ -219,7 +224,7 @@ def _finetune_recipe(
         epochs=epochs,
         batch_size=16,
         grad_clip=5.0,
-        param_groups=layer_decay_groups(12, encoder_lr, other_lr, decay),
+        param_groups=layer_decay_groups(blocks, encoder_lr, other_lr, decay),
         after_step={},
         amp=False,
         loss="raven_hybrid",
@@ -286,6 +291,66 @@ RAVEN_RECIPES = (
         200,
         (0.6, 2.0),
         "RAVEn Base ASR fine-tuning on LRS3 trainval (30 h)",
+    ),
+    _finetune_recipe(
+        "raven-vsr-large-lrs3",
+        "raven-vsr-large",
+        "video",
+        "train",
+        2e-3,
+        4e-3,
+        0.04,
+        0.3,
+        0.75,
+        75,
+        (0.4, 1.0),
+        "RAVEn Large VSR fine-tuning on LRS3 (433 h)",
+        blocks=24,
+    ),
+    _finetune_recipe(
+        "raven-vsr-large-lrs3-lowres",
+        "raven-vsr-large-lowres",
+        "video",
+        "trainval",
+        1e-3,
+        5e-3,
+        0.1,
+        0.2,
+        0.6,
+        50,
+        (0.4, 1.0),
+        "RAVEn Large VSR fine-tuning on LRS3 trainval (30 h)",
+        blocks=24,
+    ),
+    _finetune_recipe(
+        "raven-asr-large-lrs3",
+        "raven-asr-large",
+        "audio",
+        "train",
+        1e-3,
+        2e-3,
+        0.04,
+        0.3,
+        0.75,
+        150,
+        (0.6, 2.0),
+        "RAVEn Large ASR fine-tuning on LRS3 (433 h)",
+        blocks=24,
+    ),
+    _finetune_recipe(
+        "raven-asr-large-lrs3-lowres",
+        "raven-asr-large-lowres",
+        "audio",
+        "trainval",
+        1e-3,
+        5e-3,
+        0.1,
+        0.2,
+        0.75,
+        200,
+        (0.6, 2.0),
+        "RAVEn Large ASR fine-tuning on LRS3 trainval (30 h)",
+        blocks=24,
     ),
 )
 for _recipe in RAVEN_RECIPES:
