@@ -5,11 +5,12 @@
 //           c = 1 + 1 / (1 + 4 gamma th^2)
 #pragma once
 
-// Spike of membrane v: +1 if v >= th; -1 if signed and v <= -th; else 0.
+// Spike of membrane v: +1 if v >= th; -1 if signed and v <= -th; else 0. Written without branches (comparisons
+// as 0/1 values): spikes are data-dependent, and a mispredicted branch per neuron-step dominated the host build.
 __device__ __forceinline__ float spike_value(float v, float threshold, bool signed_spikes) {
-    if (v >= threshold) return 1.0f;
-    if (signed_spikes && v <= -threshold) return -1.0f;
-    return 0.0f;
+    const float positive = static_cast<float>(v >= threshold);
+    const float negative = static_cast<float>(signed_spikes & (v <= -threshold));
+    return positive - negative;
 }
 
 // 1 / (1 + gamma (v - centre)^2): the arctan-derivative bump centred on `centre`.

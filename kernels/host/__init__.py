@@ -62,7 +62,7 @@ _COMMON_FLAGS = (
     "-fPIC",
     "-shared",
     "-Wl,-z,defs",
-    "-fno-semantic-interposition",
+    "-fvisibility=hidden",
     "-fno-fast-math",
     "-Wall",
     "-Wextra",
@@ -74,7 +74,7 @@ BUILD_FLAGS: dict[str, tuple[str, ...]] = {
     "fused": ("-O2", "-ffp-contract=fast", *(("-mfma",) if _X86 else ())),
 }
 """g++ flags of each build besides the common ones (C++17, shared with no undefined symbol, warnings as errors,
-no fast-math)."""
+no fast-math; only the launch wrappers exported, so the kernels inline into the grid loop)."""
 
 GUARD_BYTES = 64
 _GUARD_PATTERNS = (0xFF, 0x7F)
@@ -132,8 +132,8 @@ def _wrapper(source: Path, signatures: dict[str, list[tuple[str, str]]]) -> str:
     for entry, parameters in signatures.items():
         call = ", ".join(f"jz::argument<{ctype}>(cells, {k})" for k, (ctype, _) in enumerate(parameters))
         lines += [
-            f'extern "C" void jz_launch_{entry}(const unsigned char* cells, long long blocks, long long threads,',
-            "                                   int order, int workers) {",
+            f'extern "C" __attribute__((visibility("default"))) void jz_launch_{entry}(',
+            "    const unsigned char* cells, long long blocks, long long threads, int order, int workers) {",
             f"    jz::run_grid(blocks, threads, order, workers, [&] {{ {entry}({call}); }});",
             "}",
         ]

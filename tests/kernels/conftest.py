@@ -3,7 +3,8 @@
 `kernel_device` is parametrised over
 - ``"cpu"``: the `.cu` sources compiled for the host with g++ and run by the strict launcher
   (`zoo.kernels.launch.strict_launches`: compiled-signature checks, guard bytes, NaN-filled outputs, every
-  launch twice in opposite thread orders); skipped, saying why, where no C++ compiler builds them;
+  launch twice in opposite thread orders); skipped, saying why, where there is no C++ compiler, and failing
+  where there is one but a source does not build;
 - ``"cuda"`` (marked `cuda`): CuPy on a GPU; skipped without one.
 The same test body therefore exercises its inputs on the CPU before a GPU ever sees them.
 """
@@ -27,9 +28,11 @@ BACKEND_OF_DEVICE = {"cpu": "cpu", "cuda": "cupy"}
 def require_kernel_device(device: str) -> None:
     """Skip the test, saying why, when the kernels cannot run on `device`."""
     if device == "cpu":
-        usable, reason = host.build_status("strict")
-        if not usable:
+        compiler, reason = host.compiler()
+        if compiler is None:
             pytest.skip(f"the host kernel tier cannot run: {reason}")
+        usable, reason = host.build_status("strict")
+        assert usable, f"the kernel sources must build for the host tier: {reason}"
         return
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device visible to PyTorch")

@@ -19,9 +19,13 @@ from zoo import kernels
 from zoo.kernels import host
 from zoo.registry import small_inputs
 
-pytestmark = pytest.mark.skipif(
-    not kernels.cpu_status()[0], reason=f"the cpu kernel backend is not usable: {kernels.cpu_status()[1]}"
-)
+pytestmark = pytest.mark.skipif(host.compiler()[0] is None, reason=f"no host compiler: {host.compiler()[1]}")
+
+
+@pytest.fixture(autouse=True)
+def kernels_build() -> None:
+    usable, reason = kernels.cpu_status()
+    assert usable, f"a compiler is present, so the kernel sources must build: {reason}"
 
 
 def _lif_inputs():

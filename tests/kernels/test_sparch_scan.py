@@ -265,6 +265,18 @@ def test_kernels_match_reference(kernel_device, kernel_backend, variant, dtype, 
         assert error < TOLERANCE[dtype], f"d{name}: relative error {error:.3e}"
 
 
+def test_kernel_spikes_need_the_membrane_strictly_above_the_threshold(kernel_device, kernel_backend):
+    """u_0 = alpha (u - s) + (1 - alpha) I lands exactly on the threshold (0.5 * 1 + 0.5 * 1): no spike (x > 0)."""
+    ones = torch.ones(2, 3, device=kernel_device)
+    current = torch.tensor([1.0, 1.0 + 2**-20, 1.0 - 2**-20], device=kernel_device).expand(1, 2, 3).contiguous()
+    alpha = torch.full((3,), 0.5, device=kernel_device)
+    spikes, membrane = sparch_scan(current, alpha, ones, 0 * ones, threshold=1.0, backend=kernel_backend)
+    reference = sparch_scan_reference(current, alpha, ones, 0 * ones, threshold=1.0)
+    assert membrane[0, 0].tolist() == [1.0, 1.0 + 2**-21, 1.0 - 2**-21]
+    assert spikes[0, 0].tolist() == [0.0, 1.0, 0.0]
+    assert torch.equal(spikes, reference[0]) and torch.equal(membrane, reference[1])
+
+
 def test_kernel_forward_without_grad_and_auto_dispatch(kernel_device, kernel_backend, monkeypatch):
     monkeypatch.delenv("JELLYZOO_KERNEL_BACKEND", raising=False)
     tensors = {
