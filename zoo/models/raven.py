@@ -65,8 +65,10 @@ __all__ = [
     "VOCAB_SIZE",
     "AudioFrontend",
     "EncoderBlock",
+    "Predictor",
     "RAVEnDecoder",
     "RAVEnEncoder",
+    "RAVEnPretrainer",
     "RAVEnRecognizer",
     "SpikingLipFrontend",
     "SpikingRAVEnClassifier",
@@ -74,6 +76,7 @@ __all__ = [
     "convert_raven",
     "load_pretrained_encoder",
     "normalise_video",
+    "span_mask",
 ]
 
 Modality = Literal["video", "audio"]
