@@ -77,8 +77,8 @@ def test_shapes_of_logits_and_per_step_readout() -> None:
         logits = model(events)
     assert steps.shape == (2, 3, 100) and logits.shape == (2, 100)
     torch.testing.assert_close(logits, steps.mean(1))
-    with pytest.raises(ValueError, match=r"\[B, T, 2, 88, 88\]"):
-        SpikingRAVEnClassifier(**SMALL)(events[:, :, :1])
+    with pytest.raises(ValueError, match=r"\[B, T, 2, 88, 88\] must have size 2 where the spec fixes it"):
+        model(events[:, :, :1])
 
 
 @pytest.mark.parametrize("signed", [False, True])
