@@ -9,6 +9,8 @@ Data format (written by `write_blobs`): ``<root>/<split>.pt`` holding ``{"inputs
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import torch
@@ -17,7 +19,7 @@ from torch import nn
 import zoo
 from zoo.datasets import register_dataset
 from zoo.layers.spike_record import SpikeRecord
-from zoo.train import Recipe, register_recipe
+from zoo.train import Recipe, register_recipe, register_step_hook
 
 MODEL = "test-engine-mlp"
 OTHER_MODEL = "test-engine-linear"
@@ -85,14 +87,54 @@ def write_blobs(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
     return root
 
 
+class _Blobs(torch.utils.data.TensorDataset):
+    """`TensorDataset` whose item `broken_index` fails to load, as a corrupt file would."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, path: Path, broken_index: int | None) -> None:
+        super().__init__(inputs, targets)
+        self.path, self.broken_index = path, broken_index
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if index == self.broken_index:
+            raise ValueError(f"{self.path}: sample {index} is corrupt")
+        return super().__getitem__(index)
+
+
 @register_dataset(DATASET)
-def blobs(root: str | Path, split: str, scale: float = 1.0) -> torch.utils.data.Dataset:
-    """The `write_blobs` file of `split`, inputs multiplied by `scale`."""
+def blobs(
+    root: str | Path, split: str = "train", *, scale: float = 1.0, broken_index: int | None = None
+) -> torch.utils.data.Dataset:
+    """The `write_blobs` file of `split`.
+
+    Args:
+        scale: factor on the inputs.
+        broken_index: index of a sample that raises ValueError when read (tests of mid-epoch data errors).
+    """
     path = Path(root) / f"{split}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"missing file {path}")
     tensors = torch.load(path, weights_only=True)
-    return torch.utils.data.TensorDataset(tensors["inputs"] * scale, tensors["targets"])
+    return _Blobs(tensors["inputs"] * scale, tensors["targets"], path, broken_index)
+
+
+@register_step_hook("test-record")
+def record_steps(model: nn.Module, step: int, total_steps: int) -> None:
+    """Append ``(step, total_steps)`` to ``model.hook_calls``."""
+    model.hook_calls = [*getattr(model, "hook_calls", []), (step, total_steps)]
+
+
+@register_step_hook("test-pause")
+def pause(model: nn.Module, step: int, total_steps: int) -> None:
+    """At step ``$TINY_PAUSE_AT_STEP``: create the file ``$TINY_PAUSE_MARKER`` and wait (up to 60 s) until someone
+    deletes it, so that a test can send a signal at a known step. Without the variables, nothing."""
+    marker = os.environ.get("TINY_PAUSE_MARKER")
+    if marker is None or step != int(os.environ["TINY_PAUSE_AT_STEP"]):
+        return
+    path = Path(marker)
+    path.touch()
+    deadline = time.monotonic() + 60.0
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 register_recipe(

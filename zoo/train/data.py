@@ -8,8 +8,8 @@ one. Evaluation splits the set without padding (process r takes indices r, r + W
 counted once.
 
 A dataset with a ``collate_fn`` attribute (e.g. padding variable-length sequences) is batched with it; others
-with PyTorch's default collation. Worker processes ignore SIGINT and SIGTERM: the training process handles them
-(see `zoo.train.engine`) and shuts its workers down.
+with PyTorch's default collation. Worker processes ignore SIGINT: the training process handles it (see
+`zoo.train.interrupt`) and shuts its workers down.
 
 Errors: a dataset that cannot be constructed, or a batch that cannot be read while an epoch runs, raises
 `zoo.errors.DatasetError` naming the dataset, the split and the original error (the original message only, not
@@ -97,12 +97,19 @@ class Batches:
         skip: batches drawn and dropped at the start (a run resumed within an epoch replays them, so that random
             augmentations continue exactly); their loading time is not counted. `after_skip` is called once they
             are dropped, before the next batch is drawn (the engine restores the saved random states there).
+        stopping: when it returns True, a failing batch ends the iteration instead of raising (a SIGTERM sent to
+            the whole job also ends the worker processes while the training process stops cleanly).
     """
 
     def __init__(
-        self, loader: Iterable, what: str, skip: int = 0, after_skip: Callable[[], None] | None = None
+        self,
+        loader: Iterable,
+        what: str,
+        skip: int = 0,
+        after_skip: Callable[[], None] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
-        self.loader, self.what, self.skip, self.after_skip = loader, what, skip, after_skip
+        self.loader, self.what, self.skip, self.after_skip, self.stopping = loader, what, skip, after_skip, stopping
         self.wait_seconds = 0.0
 
     def __len__(self) -> int:
@@ -119,6 +126,8 @@ class Batches:
             except StopIteration:
                 return
             except Exception as error:
+                if self.stopping is not None and self.stopping():
+                    return
                 raise DatasetError(f"{self.what}: batch {index + 1} failed: {error_summary(error)}") from error
             index += 1
             if index > self.skip:
@@ -149,10 +158,11 @@ def per_process_batch(batch_size: int, world: World) -> int:
     return batch_size // world.size
 
 
-def _ignore_interrupts(worker_id: int) -> None:
-    """Worker start-up: leave SIGINT/SIGTERM to the training process, which stops the workers itself."""
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Worker start-up: leave Ctrl-C (SIGINT, sent to the whole terminal process group) to the training process,
+    which finishes its step and stops the workers. SIGTERM keeps its default: PyTorch's last resort for a worker
+    that does not stop is to terminate it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def loader_settings(
@@ -161,7 +171,7 @@ def loader_settings(
     """`DataLoader` keyword arguments for the worker settings (persistence and prefetching only with workers)."""
     settings: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
     if workers > 0:
-        settings.update(persistent_workers=persistent_workers, worker_init_fn=_ignore_interrupts)
+        settings.update(persistent_workers=persistent_workers, worker_init_fn=_ignore_ctrl_c)
         if prefetch_factor is not None:
             settings["prefetch_factor"] = prefetch_factor
     return settings

@@ -76,7 +76,9 @@ RESUME_MAY_CHANGE = (
 """Recipe fields that may differ between a checkpoint and the run resuming it (the rest must be equal)."""
 
 DATA_WAIT_WARNING = 0.3
-"""Fraction of the training time spent waiting for data above which each epoch's log line warns."""
+"""Fraction of the training time spent waiting for data above which an epoch logs a warning..."""
+DATA_WAIT_MIN_SECONDS = 10.0
+"""...if its training pass took at least this long (a short pass is dominated by the workers' start-up)."""
 
 log = logging.getLogger("zoo.train")
 
@@ -559,7 +561,7 @@ def _run_epoch(
             save_atomic(payload, training.out / "best.pt")
         run_log.write_epoch(epoch + 1, lr, seconds, metrics, firing, data_wait)
         log.info(_summary(epoch + 1, recipe.epochs, lr, seconds, metrics, improved, data_wait["train"]))
-        if data_wait["train"] > DATA_WAIT_WARNING:
+        if data_wait["train"] > DATA_WAIT_WARNING and train_totals.seconds >= DATA_WAIT_MIN_SECONDS:
             log.warning(
                 "epoch %d: the training loop waited for data %.0f%% of the time; the data loader is the bottleneck "
                 "(%d workers: raise --workers or the recipe's workers, check the dataset's cache options)",

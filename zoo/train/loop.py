@@ -202,7 +202,9 @@ def train_epoch(
     hooks = [(get_step_hook(name), options) for name, options in recipe.after_step.items()]
     parameters = [parameter for parameter in bare.parameters() if parameter.requires_grad]
     totals = totals if totals is not None else EpochTotals(recipe.metrics, context.device)
-    batches = Batches(loader, f"dataset {recipe.dataset!r}, split 'train'", totals.steps, after_replay)
+    interrupt = context.interrupt
+    stopping = None if interrupt is None else (lambda: interrupt.received is not None)
+    batches = Batches(loader, f"dataset {recipe.dataset!r}, split 'train'", totals.steps, after_replay, stopping)
     context.model.train()
     started = time.perf_counter()
     bar = _progress(batches, context, description, len(batches))
@@ -228,9 +230,11 @@ def train_epoch(
             totals.steps += 1
             if context.show_progress and totals.steps % context.log_every == 0:
                 bar.set_postfix(loss=f"{totals.running_loss():.4f}")
-            if context.interrupt is not None and context.interrupt.requested(step):
+            if interrupt is not None and interrupt.requested(step):
                 totals.stopped = True
                 break
+        else:
+            totals.stopped = totals.steps < len(loader) and interrupt is not None and interrupt.received is not None
     finally:
         bar.close()
         totals.seconds += time.perf_counter() - started

@@ -5,4 +5,5 @@ Each family keeps them in ``zoo/train/recipes/<family>.py`` and adds one import 
 to its model and dataset by registered name only.
 """
 
-from zoo.train.recipes import raven, respike, sparch, spikgru, stereospike  # noqa: F401  (imported to register their recipes)
+# imported to register their recipes
+from zoo.train.recipes import raven, respike, sparch, spikgru, stereospike  # noqa: F401
