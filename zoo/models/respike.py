@@ -267,6 +267,7 @@ class SpikingResidualBranch(nn.Module):
         if any(width % HEAD_DIM for width in widths):
             raise ValueError(f"ReSpike SNN widths {widths} must be multiples of {HEAD_DIM} (heads of 32 channels)")
         self.downsample = downsample
+        self.out_channels = widths[-1]
         self.execution = execution
         self.checkpoint_fusion = checkpoint_fusion
         self.stem_conv = nn.Conv2d(3, widths[0], 3, 2, 1, bias=False)
@@ -377,7 +378,7 @@ class ReSpike(nn.Module):
         self.snn = snn
         self.key_frame_stride = key_frame_stride
         self.group_logits = group_logits
-        self.fc = nn.Linear(_stage_channels(ann)[-1] + snn.stem_conv.out_channels * 8, num_classes)
+        self.fc = nn.Linear(_stage_channels(ann)[-1] + snn.out_channels, num_classes)
 
     def split_clip(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """clip ``[B, T, 3, H, W]`` -> key frames ``[B G, 3, H, W]``, residuals ``[s - 1, B G, 3, H, W]`` (time first).
