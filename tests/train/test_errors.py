@@ -64,3 +64,11 @@ def test_existing_run_directory_needs_resume(make_config):
     run(make_config(epochs=2, stop_after_epochs=1))
     with pytest.raises(ConfigError, match=r"already holds last.pt .* --resume auto"):
         run(make_config(epochs=2))
+
+
+def test_init_checkpoint_of_another_model_is_refused(make_config):
+    source = run(make_config("linear", model=tiny.OTHER_MODEL, overrides={"epochs": 1}))
+    _fails(
+        make_config(overrides={"init_checkpoint": str(source.last_checkpoint)}),
+        r"init_checkpoint '.*last.pt': .* does not match the model; missing keys: \['encoder.bias'",
+    )

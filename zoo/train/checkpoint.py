@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ConfigError
+from zoo.weights import TRAINING_FORMAT
 
 __all__ = [
     "FORMAT",
@@ -36,7 +37,8 @@ __all__ = [
     "save_atomic",
 ]
 
-FORMAT = "jellyzoo-train-1"
+FORMAT = TRAINING_FORMAT
+"""The ``format`` entry of every training checkpoint (defined once, in `zoo.weights`, which reads them too)."""
 
 
 def save_atomic(payload: dict[str, Any], path: str | Path) -> None:

@@ -52,6 +52,7 @@ from zoo.train.optim import RecipeScheduler, build_optimizer, build_scheduler
 from zoo.train.plugins import load_plugin
 from zoo.train.recipe import Recipe
 from zoo.train.registries import higher_is_better
+from zoo.weights import load_weights
 
 __all__ = [
     "RESUME_MAY_CHANGE",
@@ -201,15 +202,11 @@ def check_resumable(checkpoint: dict[str, Any], path: Path, recipe: Recipe, mode
 
 
 def _load_initial_weights(model: nn.Module, path: str) -> None:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        state = state["model"]
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(
-            f"init_checkpoint {path!r} does not match the model; missing keys: {sorted(missing)[:10]}, "
-            f"unexpected keys: {sorted(unexpected)[:10]}"
-        )
+    """`zoo.weights.load_weights` (strict: every key present, none extra, shapes equal) as a `ConfigError`."""
+    try:
+        load_weights(model, path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"init_checkpoint {path!r}: {error}") from None
 
 
 @dataclasses.dataclass
