@@ -27,7 +27,13 @@ def _fails(config, match: str) -> None:
         ({"model": "test-engine-mpl"}, r"unknown model 'test-engine-mpl'; closest: test-engine-mlp"),
         ({"overrides": ["model.hiden=4"]}, r"unknown option 'hiden' \(did you mean hidden\?\)"),
         ({"overrides": ["model.hidden=2.5"]}, r"test-engine-mlp: option 'hidden' expects int, got 2.5"),
-        ({"overrides": ["data.scael=2"]}, r"dataset 'test-engine-blobs'.*scael.*valid options: scale"),
+        (
+            {"overrides": ["data.scael=2"]},
+            r"dataset 'test-engine-blobs': unknown option 'scael' \(did you mean scale\?\); "
+            r"valid options: broken_index, scale",
+        ),
+        ({"overrides": ["data.scale=big"]}, r"dataset 'test-engine-blobs': option 'scale' expects float, got 'big'"),
+        ({"overrides": ["loss.label_smoothing=abc"]}, r"loss 'cross_entropy': option 'label_smoothing' expects float"),
         ({"overrides": ["dataset=imagenet"]}, r"unknown dataset 'imagenet'"),
         ({"overrides": ["loss=focal"]}, r"unknown loss 'focal'"),
         ({"overrides": ["loss.smoothing=0.1"]}, r"loss 'cross_entropy'.*valid options: label_smoothing"),

@@ -114,7 +114,11 @@ def test_step_hooks_run_after_every_step_in_order_with_the_step_count(make_confi
     ("after_step", "match"),
     [
         ({"clamp_parametres": {}}, r"unknown step hook 'clamp_parametres'; closest: clamp_parameters"),
-        ({"ema": {"momentun": 0.9}}, r"step hook 'ema'.*valid options: student, teacher, momentum, final_momentum"),
+        (
+            {"ema": {"momentun": 0.9}},
+            r"step hook 'ema': unknown option 'momentun' \(did you mean momentum, final_momentum\?\); valid options: "
+            r"final_momentum, momentum, student, teacher",
+        ),
     ],
 )
 def test_bad_step_hooks_are_configuration_errors(make_config, after_step, match):

@@ -29,7 +29,7 @@ from zoo.errors import ConfigError
 from zoo.registry import resolve_config
 from zoo.train.optim import OPTIMIZERS, SCHEDULE_UNITS, SCHEDULES
 from zoo.train.recipe import Recipe, get_recipe, list_recipes, replace_fields
-from zoo.train.registries import check_options, get_loss, get_metric, get_step_hook
+from zoo.train.registries import checked_options, get_loss, get_metric, get_step_hook
 
 __all__ = [
     "OVERRIDE_GROUPS",
@@ -139,7 +139,8 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any]) -> Recipe:
 
 
 def resolve_recipe(config: RunConfig) -> Recipe:
-    """The recipe of `config` with ``--model``, ``--epochs`` and the overrides applied, then checked."""
+    """The recipe of `config` with ``--model``, ``--epochs`` and the overrides applied, then checked; the loss and
+    step-hook options converted to their declared types."""
     recipe = config.recipe if isinstance(config.recipe, Recipe) else get_recipe(config.recipe)
     if config.model is not None and config.model != recipe.model:
         check_model_fits(recipe, config.model)
@@ -148,7 +149,16 @@ def resolve_recipe(config: RunConfig) -> Recipe:
         recipe = replace_fields(recipe, {"epochs": config.epochs})
     recipe = apply_overrides(recipe, parse_overrides(config.overrides))
     check_recipe(recipe)
-    return recipe
+    return replace_fields(
+        recipe,
+        {
+            "loss_options": checked_options(get_loss(recipe.loss), "", 3, recipe.loss_options),
+            "after_step": {
+                name: checked_options(get_step_hook(name), "", 3, options)
+                for name, options in recipe.after_step.items()
+            },
+        },
+    )
 
 
 def check_model_fits(recipe: Recipe, model: str) -> None:
@@ -218,8 +228,8 @@ def check_recipe(recipe: Recipe) -> None:
                 f"recipe {recipe.name!r}: {field} must be {'>= 0' if field == 'workers' else '> 0'}, got {value}"
             )
     for name, options in recipe.after_step.items():
-        check_options(get_step_hook(name), f"step hook {name!r}", ("model", "step", "total_steps"), options)
-    check_options(get_loss(recipe.loss), f"loss {recipe.loss!r}", ("output", "target", "model"), recipe.loss_options)
+        checked_options(get_step_hook(name), f"step hook {name!r}", 3, options)
+    checked_options(get_loss(recipe.loss), f"loss {recipe.loss!r}", 3, recipe.loss_options)
     for metric in recipe.metrics:
         get_metric(metric)
     if recipe.selection_metric not in ("loss", *recipe.metrics):

@@ -18,6 +18,7 @@ the traceback of a worker process). `Batches` also measures the time the loop wa
 
 from __future__ import annotations
 
+import inspect
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from zoo.errors import ConfigError, DatasetError
 from zoo.train.distributed import World
 from zoo.train.recipe import Recipe
-from zoo.train.registries import check_options
+from zoo.train.registries import checked_options
 
 __all__ = [
     "Batches",
@@ -59,10 +60,13 @@ def dataset_factory(name: str) -> Any:
 
 
 def check_dataset_options(recipe: Recipe, split: str) -> dict[str, Any]:
-    """The options the recipe passes to its dataset for `split`, checked against the factory's signature."""
+    """The options the recipe passes to its dataset for `split`, checked (names and types, `checked_options`) and
+    converted (command-line strings parsed with the option's type hint)."""
     options = {**recipe.dataset_options, **(recipe.train_options if split == "train" else {})}
-    check_options(dataset_factory(recipe.dataset), f"dataset {recipe.dataset!r}", ("root", split), options)
-    return options
+    factory = dataset_factory(recipe.dataset)
+    if inspect.isclass(factory):
+        return checked_options(inspect.unwrap(factory.__init__), f"dataset {recipe.dataset!r}", 3, options)
+    return checked_options(factory, f"dataset {recipe.dataset!r}", 2, options)
 
 
 def error_summary(error: BaseException) -> str:

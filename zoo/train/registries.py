@@ -5,6 +5,9 @@ shared metrics in `zoo.train.metrics`, the shared step hooks in `zoo.train.hooks
 ``zoo/train/recipes/<family>.py``; importing `zoo.train` imports all of them once. Registering a name twice (e.g.
 a ``--plugin`` reusing a built-in name) is a `ConfigError`.
 
+Losses and step hooks list their options as keyword parameters with defaults and type hints (as model builders
+and datasets do), so that recipes' options are checked and converted before training (`checked_options`).
+
 - loss: ``fn(output, target, model, **options) -> Tensor`` (scalar, mean over the batch). `model` is the bare
   model (never the DDP wrapper), so a loss can read e.g. ``zoo.spike_penalty(model)`` for a spike regulariser.
 - metric: ``fn(output, target) -> (sum, count)`` for one batch, as tensors on the output's device; the engine
@@ -20,21 +23,21 @@ a ``--plugin`` reusing a built-in name) is a `ConfigError`.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from zoo.errors import ConfigError
 from zoo.names import NameTable
+from zoo.options import check_options, declared_options
 
 __all__ = [
     "LossFn",
     "MetricEntry",
     "MetricFn",
     "StepHook",
-    "check_options",
+    "checked_options",
     "get_loss",
     "get_metric",
     "get_step_hook",
@@ -71,6 +74,7 @@ def register_loss(name: str) -> Callable[[LossFn], LossFn]:
     """Decorator registering ``fn(output, target, model, **options) -> scalar Tensor`` under `name`."""
 
     def decorator(fn: LossFn) -> LossFn:
+        declared_options(fn, skip=3)
         _LOSSES.add(name, fn, fn.__module__)
         return fn
 
@@ -95,6 +99,7 @@ def register_step_hook(name: str) -> Callable[[StepHook], StepHook]:
     """Decorator registering ``fn(model, step, total_steps, **options)`` under `name` (see the module docstring)."""
 
     def decorator(fn: StepHook) -> StepHook:
+        declared_options(fn, skip=3)
         _STEP_HOOKS.add(name, fn, fn.__module__)
         return fn
 
@@ -136,20 +141,21 @@ def higher_is_better(metric: str) -> bool:
     return False if metric == "loss" else get_metric(metric).higher_is_better
 
 
-def check_options(fn: Callable[..., Any], what: str, leading: tuple[Any, ...], options: dict[str, Any]) -> None:
-    """Raise `ConfigError` if `fn(*leading, **options)` would not accept the option names.
+def checked_options(fn: Callable[..., Any], what: str, skip: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` checked against the keyword options `fn` declares after its first `skip` parameters, converted.
 
-    Functions that take ``**kwargs`` accept anything here; they must reject unknown options themselves.
+    The options are read with `zoo.options.declared_options` (each needs a default and a type hint) and checked
+    with `zoo.options.check_options` (``parse=True``: command-line strings are parsed with the option's hint), the
+    checker of the model options. `what` (e.g. ``"loss 'sparch'"``) prefixes the message.
+
+    Raises:
+        ConfigError: an unknown option (with the closest names and the full list) or a value of the wrong type.
     """
     try:
-        inspect.signature(fn).bind(*leading, **options)
+        _, hints = declared_options(fn, skip=skip)
+        return check_options(options, hints, owner=what, parse=True)
     except TypeError as error:
-        parameters = [
-            name
-            for name, parameter in inspect.signature(fn).parameters.items()
-            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-        ][len(leading) :]
-        raise ConfigError(f"{what}: {error}; valid options: {', '.join(parameters) or '(none)'}") from None
+        raise ConfigError(str(error)) from None
 
 
 def logits_of(output: Any) -> torch.Tensor:
