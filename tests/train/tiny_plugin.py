@@ -90,31 +90,41 @@ def write_blobs(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
 class _Blobs(torch.utils.data.TensorDataset):
     """`TensorDataset` whose item `broken_index` fails to load, as a corrupt file would."""
 
-    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, path: Path, broken_index: int | None) -> None:
+    def __init__(
+        self, inputs: torch.Tensor, targets: torch.Tensor, path: Path, broken_index: int | None, delay_s: float
+    ) -> None:
         super().__init__(inputs, targets)
-        self.path, self.broken_index = path, broken_index
+        self.path, self.broken_index, self.delay_s = path, broken_index, delay_s
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         if index == self.broken_index:
             raise ValueError(f"{self.path}: sample {index} is corrupt")
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return super().__getitem__(index)
 
 
 @register_dataset(DATASET)
 def blobs(
-    root: str | Path, split: str = "train", *, scale: float = 1.0, broken_index: int | None = None
+    root: str | Path,
+    split: str = "train",
+    *,
+    scale: float = 1.0,
+    broken_index: int | None = None,
+    delay_s: float = 0.0,
 ) -> torch.utils.data.Dataset:
     """The `write_blobs` file of `split`.
 
     Args:
         scale: factor on the inputs.
         broken_index: index of a sample that raises ValueError when read (tests of mid-epoch data errors).
+        delay_s: seconds every item takes to load (a slow data pipeline).
     """
     path = Path(root) / f"{split}.pt"
     if not path.is_file():
         raise FileNotFoundError(f"missing file {path}")
     tensors = torch.load(path, weights_only=True)
-    return _Blobs(tensors["inputs"] * scale, tensors["targets"], path, broken_index)
+    return _Blobs(tensors["inputs"] * scale, tensors["targets"], path, broken_index, delay_s)
 
 
 @register_step_hook("test-record")
