@@ -860,6 +860,7 @@ class SpikingLipFrontend(nn.Module):
 
     events [B, T, 2, 88, 88] (DVS-Lip counts, channel 0 ON, channel 1 -OFF) -> spikes [B, T, 512] in {0, 1}
     ({-1, 0, +1} with signed neurons): the spikes of the IF neurons after the global average pool. Time stride 1.
+    Input shapes are checked by `zoo.input_check`, which `zoo.build` installs.
     """
 
     def __init__(self, settings: NeuronSettings) -> None:
@@ -867,13 +868,6 @@ class SpikingLipFrontend(nn.Module):
         self.trunk = spikgru.spikgru_frontend(settings)
 
     def forward(self, events: torch.Tensor) -> torch.Tensor:
-        trunk = self.trunk
-        expected = (trunk.in_channels, trunk.input_size, trunk.input_size)
-        if events.dim() != 5 or tuple(events.shape[2:]) != expected:
-            raise ValueError(
-                f"{type(self).__name__} expects event frames [B, T, {', '.join(map(str, expected))}], "
-                f"got shape {tuple(events.shape)}"
-            )
         return self.trunk(events).transpose(0, 1)
 
 
