@@ -43,6 +43,7 @@ __all__ = [
     "empty",
     "kernel_signatures",
     "launch",
+    "neurons_per_thread",
     "strict_launches",
 ]
 
@@ -154,6 +155,11 @@ def strict_launches(host_build: HostBuild = "strict") -> Iterator[None]:
         yield
     finally:
         _MODE.strict, _MODE.host_build = saved
+
+
+def neurons_per_thread(device: torch.device) -> int:
+    """Neurons one thread of `lif_scan.cu` owns on `device`: 1 on the GPU, the host build's count on the CPU."""
+    return host.NEURONS_PER_THREAD[_MODE.host_build] if device.type == "cpu" else 1
 
 
 def empty(shape: Sequence[int], dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -25,7 +25,7 @@ from functools import partial
 import torch
 
 from zoo.kernels.backend import Backend, needs_saving, resolve_backend, state_dtype
-from zoo.kernels.launch import empty, launch
+from zoo.kernels.launch import empty, launch, neurons_per_thread
 from zoo.kernels.spike import check_spike_parameters, signed_spike_reference, spike_reference
 
 __all__ = ["lif_scan", "lif_scan_reference"]
@@ -97,63 +97,34 @@ def lif_scan_reference(
 
 
 def _sizes(current: torch.Tensor) -> dict[str, int]:
-    """steps, neurons (b, c, spatial), row stride, channels and spatial size of current [T, B, C, *spatial]."""
+    """steps, neurons (b, c, spatial), channels and spatial size of current [T, B, C, *spatial]."""
     steps, batch, channels = current.shape[:3]
     spatial = math.prod(current.shape[3:])
-    neurons = batch * channels * spatial
-    return {"steps": steps, "neurons": neurons, "stride": row_stride(neurons, current.device), "channels": channels,
-            "spatial": spatial}  # fmt: skip
-
-
-def row_stride(neurons: int, device: torch.device) -> int:
-    """Elements between time steps of the kernels' [T, N] buffers: N on CUDA; on the CPU, N rounded up to an odd
-    multiple of 16 floats (64-byte lines), so that one neuron's T steps fall into different cache sets (with N a
-    multiple of 1024 they all share one set of the L1 cache, which made the host build 2-3x slower)."""
-    if device.type != "cpu":
-        return neurons
-    lines = -(-neurons // 16)
-    return 16 * (lines if lines % 2 else lines + 1)
-
-
-def _rows(tensor: torch.Tensor, steps: int, neurons: int, stride: int) -> torch.Tensor:
-    """`tensor` ([T, ...] contiguous, N elements per step) as [T, stride] rows: itself, or a padded copy."""
-    flat = tensor.view(steps, neurons)
-    if stride == neurons:
-        return flat
-    padded = torch.empty(steps, stride, dtype=tensor.dtype, device=tensor.device)
-    padded[:, :neurons] = flat
-    return padded
-
-
-def _unrows(rows: torch.Tensor, shape: torch.Size, neurons: int) -> torch.Tensor:
-    """[T, stride] rows back to a contiguous tensor of `shape`."""
-    return rows[:, :neurons].reshape(shape) if rows.shape[1] == neurons else rows[:, :neurons].contiguous().view(shape)
+    return {"steps": steps, "neurons": batch * channels * spatial, "channels": channels, "spatial": spatial}
 
 
 def _launch_forward(current: torch.Tensor, leak: torch.Tensor, threshold: float, signed: bool, save: bool):
-    """(spikes [T, B, C, *spatial], float32 membrane [T, stride] or [0]) with lif_scan.cu; inputs contiguous."""
+    """(spikes [T, B, C, *spatial], float32 membrane [T, N] or [0]) with lif_scan.cu; inputs contiguous."""
     sizes = _sizes(current)
-    steps, neurons, stride = sizes["steps"], sizes["neurons"], sizes["stride"]
-    spikes = empty((steps, stride), current.dtype, current.device)
-    membrane = empty((steps, stride) if save else (0,), torch.float32, current.device)
-    launch(SOURCE, "lif_scan_forward", threads=neurons, dtype=current.dtype,
-           current=_rows(current, steps, neurons, stride), alpha=leak, spikes=spikes,
-           membrane=membrane if save else None, **sizes, threshold=threshold, signed_spikes=int(signed),
-           save_membrane=int(save))  # fmt: skip
-    return _unrows(spikes, current.shape, neurons), membrane
+    spikes = empty(current.shape, current.dtype, current.device)
+    membrane = empty((sizes["steps"], sizes["neurons"]) if save else (0,), torch.float32, current.device)
+    threads = -(-sizes["neurons"] // neurons_per_thread(current.device))
+    launch(SOURCE, "lif_scan_forward", threads=threads, dtype=current.dtype, current=current, alpha=leak,
+           spikes=spikes, membrane=membrane if save else None, **sizes, threshold=threshold,
+           signed_spikes=int(signed), save_membrane=int(save))  # fmt: skip
+    return spikes, membrane
 
 
 def _launch_backward(grad_spikes, membrane, leak, shape, threshold, gamma, signed):
     """(grad_current [T, B, C, *spatial], grad_alpha_partial [B, C, S]) with lif_scan.cu; inputs contiguous."""
     sizes = _sizes(grad_spikes)
-    steps, neurons, stride = sizes["steps"], sizes["neurons"], sizes["stride"]
-    grad_current = empty((steps, stride), grad_spikes.dtype, grad_spikes.device)
+    grad_current = empty(grad_spikes.shape, grad_spikes.dtype, grad_spikes.device)
     partial = empty((shape[1], sizes["channels"], sizes["spatial"]), torch.float32, grad_spikes.device)
-    launch(SOURCE, "lif_scan_backward", threads=neurons, dtype=grad_spikes.dtype,
-           grad_spikes=_rows(grad_spikes, steps, neurons, stride), membrane=membrane, alpha=leak,
-           grad_current=grad_current, grad_alpha_partial=partial, **sizes, threshold=threshold, gamma=gamma,
-           signed_spikes=int(signed))  # fmt: skip
-    return _unrows(grad_current, grad_spikes.shape, neurons), partial
+    threads = -(-sizes["neurons"] // neurons_per_thread(grad_spikes.device))
+    launch(SOURCE, "lif_scan_backward", threads=threads, dtype=grad_spikes.dtype, grad_spikes=grad_spikes,
+           membrane=membrane, alpha=leak, grad_current=grad_current, grad_alpha_partial=partial, **sizes,
+           threshold=threshold, gamma=gamma, signed_spikes=int(signed))  # fmt: skip
+    return grad_current, partial
 
 
 # ------------------------------------------------------------------------------------- PyTorch operators
@@ -163,14 +134,14 @@ def _launch_backward(grad_spikes, membrane, leak, shape, threshold, gamma, signe
 def lif_scan_op(
     current: torch.Tensor, alpha: torch.Tensor, threshold: float, signed: bool, gamma: float, save: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(spikes like `current`, float32 membrane [T, row_stride(N)] kept for backward when `save`, else [0])."""
+    """(spikes like `current`, float32 membrane [T, N] kept for backward when `save`, else [0])."""
     return _launch_forward(current.contiguous(), alpha.float().contiguous(), threshold, signed, save)
 
 
 @lif_scan_op.register_fake
 def _(current, alpha, threshold, signed, gamma, save):
     steps, neurons = current.shape[0], current[0].numel()
-    membrane = current.new_empty((steps, row_stride(neurons, current.device)) if save else (0,), dtype=torch.float32)
+    membrane = current.new_empty((steps, neurons) if save else (0,), dtype=torch.float32)
     return torch.empty_like(current, memory_format=torch.contiguous_format), membrane
 
 

@@ -9,7 +9,8 @@ the 1-D grid (`grid.h`), with denormals flushed to zero as ``-ftz=true`` does on
 called through ctypes.
 
 Three builds of each source (flags in `BUILD_FLAGS`):
-- ``fast``: ``-O3``, OpenMP over blocks, no FMA contraction: the ``cpu`` backend;
+- ``fast``: ``-O3``, OpenMP over blocks, no FMA contraction, 16 neurons per `lif_scan` thread: the ``cpu``
+  backend;
 - ``strict``: no FMA contraction, one host thread: the CPU test tier, with the strict launcher (the compiled
   signature checked, guard bytes around every buffer, two runs in opposite thread orders that must agree);
 - ``fused``: FMA contraction allowed, as nvcc does by default; the ``__f*_rn`` operations stay unfused.
@@ -46,6 +47,7 @@ __all__ = [
     "HostBuildError",
     "HostLaunchError",
     "HostLibrary",
+    "NEURONS_PER_THREAD",
     "build_status",
     "compiler",
     "launch",
@@ -69,10 +71,13 @@ _COMMON_FLAGS = (
     "-Werror",
 )
 BUILD_FLAGS: dict[str, tuple[str, ...]] = {
-    "fast": ("-O3", "-ffp-contract=off", "-fopenmp"),
+    "fast": ("-O3", "-ffp-contract=off", "-fopenmp", "-DJZ_NEURONS_PER_THREAD=16"),
     "strict": ("-O1", "-ffp-contract=off"),
-    "fused": ("-O2", "-ffp-contract=fast", *(("-mfma",) if _X86 else ())),
+    "fused": ("-O2", "-ffp-contract=fast", "-DJZ_FP_CONTRACT", *(("-mfma",) if _X86 else ())),
 }
+NEURONS_PER_THREAD = {"fast": 16, "strict": 1, "fused": 1}
+"""Neurons one thread of `lif_scan.cu` walks through time in each build (1 as on the GPU; runs of adjacent
+neurons in the fast build, for a time-major walk over memory)."""
 """g++ flags of each build besides the common ones (C++17, shared with no undefined symbol, warnings as errors,
 no fast-math; only the launch wrappers exported, so the kernels inline into the grid loop)."""
 

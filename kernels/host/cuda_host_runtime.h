@@ -33,9 +33,12 @@ inline JZ_THREAD_LOCAL dim3 block_extent{1, 1, 1};
 inline JZ_THREAD_LOCAL dim3 grid_extent{1, 1, 1};
 #undef JZ_THREAD_LOCAL
 
-// The value of x, forced through a register so the compiler cannot contract it with neighbouring operations.
+// The value of x, forced through a register so the compiler cannot contract it with neighbouring operations
+// (in the build that allows contraction, JZ_FP_CONTRACT; the others compile with -ffp-contract=off, where a
+// barrier would only stop vectorisation).
 inline float rounded(float x) {
-#if defined(__x86_64__) || defined(__i386__)
+#if !defined(JZ_FP_CONTRACT)
+#elif defined(__x86_64__) || defined(__i386__)
     asm volatile("" : "+x"(x));
 #elif defined(__aarch64__)
     asm volatile("" : "+w"(x));

@@ -251,3 +251,23 @@ def test_fused_and_fast_builds_give_the_strict_builds_spikes() -> None:
     for op, spikes in strict.items():
         assert torch.equal(fused[op], spikes), f"{op}: the FMA-contracting build changed spikes"
         assert torch.equal(fast[op], spikes), f"{op}: the fast build changed spikes"
+
+
+def test_fast_build_walks_runs_of_neurons_with_the_strict_builds_results() -> None:
+    """The fast build's lif_scan threads own 16 adjacent neurons (a time-major walk); N = 7 * 5 * 3 is no multiple."""
+    assert host.NEURONS_PER_THREAD["fast"] > 1 == host.NEURONS_PER_THREAD["strict"]
+    generator = torch.Generator().manual_seed(4)
+    current = (torch.randn(9, 7, 5, 3, generator=generator) + 0.3).requires_grad_()
+    alpha = (torch.rand(5, generator=generator) * 0.5 + 0.5).requires_grad_()
+    upstream = torch.randn(9, 7, 5, 3, generator=generator)
+
+    def run():
+        spikes = lif_scan(current, alpha, 0.8, True, backend="cpu")
+        return (spikes, *torch.autograd.grad(spikes, (current, alpha), upstream))
+
+    with strict_launches("strict"):
+        strict = run()
+    fast = run()
+    assert strict[0].abs().sum() > 0
+    for got, expected in zip(fast, strict, strict=True):
+        assert torch.equal(got, expected)
