@@ -8,7 +8,7 @@ cannot be constructed, or a sample that fails while an epoch is running.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DatasetError"]
+__all__ = ["ConfigError", "DatasetError", "one_line"]
 
 
 class ConfigError(ValueError):
@@ -17,3 +17,8 @@ class ConfigError(ValueError):
 
 class DatasetError(ConfigError):
     """A dataset that cannot be built or read; the message names the dataset, the split and the original error."""
+
+
+def one_line(message: object) -> str:
+    """`message` (an error or text) on one line: its non-empty lines stripped and joined with ``"; "``."""
+    return "; ".join(line.strip() for line in str(message).splitlines() if line.strip())

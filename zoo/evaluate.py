@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, one_line
 from zoo.train.checkpoint import load_checkpoint
 from zoo.train.config import apply_overrides, parse_overrides
 from zoo.train.data import build_dataset, evaluation_loader
@@ -140,8 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         if arguments.debug:
             raise
-        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(error)}", file=sys.stderr)
         return 2
     checkpoint = Path(arguments.checkpoint)
     out = Path(arguments.out) if arguments.out else checkpoint.with_name(f"{checkpoint.stem}.{arguments.split}.json")

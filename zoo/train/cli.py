@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import zoo
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, one_line
 from zoo.train.config import DEFAULT_WORKERS, OVERRIDE_GROUPS, RunConfig
 from zoo.train.data import dataset_factory
 from zoo.train.engine import describe_run, run
@@ -159,10 +159,6 @@ def console_logging() -> Iterator[None]:
         logger.propagate = previous_propagate
 
 
-def _one_line(error: BaseException) -> str:
-    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m zoo.train``; returns the exit status.
 
@@ -177,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             if debug:
                 raise
-            print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+            print(f"{PROG}: error: {one_line(error)}", file=sys.stderr)
             return 2
 
 

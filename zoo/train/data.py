@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from zoo.errors import ConfigError, DatasetError
+from zoo.errors import ConfigError, DatasetError, one_line
 from zoo.train.distributed import World
 from zoo.train.recipe import Recipe
 from zoo.train.registries import checked_options
@@ -76,7 +76,7 @@ def error_summary(error: BaseException) -> str:
     if "Original Traceback" in text:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         return lines[-1]
-    message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
+    message = one_line(text)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
