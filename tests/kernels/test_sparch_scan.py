@@ -277,6 +277,20 @@ def test_kernel_spikes_need_the_membrane_strictly_above_the_threshold(kernel_dev
     assert torch.equal(spikes, reference[0]) and torch.equal(membrane, reference[1])
 
 
+def test_kernel_boxcar_window_edges(kernel_device, kernel_backend):
+    """u_0 - threshold lands exactly on the window's edges +0.5 (inside) and -0.5 (outside), and on 0."""
+    current = torch.tensor([[[2.0, 0.0, 1.0]]], device=kernel_device, requires_grad=True)  # u_0 = 0.5 + 0.5 I
+    alpha = torch.full((3,), 0.5, device=kernel_device)
+    ones = torch.ones(1, 3, device=kernel_device)
+    grads = []
+    for backend in (kernel_backend, "torch"):
+        spikes, membrane = sparch_scan(current, alpha, ones, 0 * ones, threshold=1.0, backend=backend)
+        assert membrane.flatten().tolist() == [1.5, 0.5, 1.0]
+        grads.append(torch.autograd.grad(spikes.sum(), current)[0])
+    assert grads[0].flatten().tolist() == [0.5, 0.0, 0.5]  # window * (1 - alpha)
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_kernel_forward_without_grad_and_auto_dispatch(kernel_device, kernel_backend, monkeypatch):
     monkeypatch.delenv("JELLYZOO_KERNEL_BACKEND", raising=False)
     tensors = {
