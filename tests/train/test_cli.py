@@ -75,9 +75,9 @@ def test_show_prints_the_recipe_model_dataset_loss_and_metrics(capsys):
     assert text.startswith(f"recipe {tiny.RECIPE}: engine test: tiny MLP on Gaussian blobs")
     assert f"model {tiny.MODEL} (test family" in text and "  hidden  = 16" in text
     assert f"dataset {tiny.DATASET} (" in text and "broken_index: int | None = None" in text
-    assert "loss cross_entropy: Mean cross-entropy" in text and "label_smoothing=0.0" in text
+    assert "loss cross_entropy: Mean cross-entropy" in text and "label_smoothing: float = 0.0" in text
     assert "accuracy: Top-1 accuracy" in text and "(higher is better)" in text
-    assert "clamp_parameters" in text and "  lr = 0.02" in text
+    assert "\n  clamp_parameters: Call ``model.clamp_parameters()``" in text and "  lr = 0.02" in text
     assert main(["show", "test-engine-tiyn", "--plugin", str(PLUGIN)]) == 2
     assert "unknown recipe 'test-engine-tiyn'; closest: test-engine-tiny" in capsys.readouterr().err
 

@@ -11,11 +11,12 @@ import logging
 import signal
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import zoo
 from zoo.errors import ConfigError, one_line
+from zoo.options import declared_options, type_name
 from zoo.train.config import DEFAULT_WORKERS, OVERRIDE_GROUPS, RunConfig
 from zoo.train.data import dataset_factory
 from zoo.train.engine import describe_run, run
@@ -239,9 +240,9 @@ def _first_line(obj: object) -> str:
     return (inspect.getdoc(obj) or "").strip().split("\n")[0]
 
 
-def _keyword_defaults(fn: object, skip: int) -> str:
-    parameters = list(inspect.signature(fn).parameters.values())[skip:]
-    return ", ".join(f"{p.name}={p.default!r}" for p in parameters if p.default is not p.empty) or "(none)"
+def _keyword_defaults(fn: Callable[..., object], skip: int) -> str:
+    defaults, hints = declared_options(fn, skip=skip)
+    return ", ".join(f"{key}: {type_name(hints[key])} = {value!r}" for key, value in defaults.items()) or "(none)"
 
 
 def show_recipe(name: str, model: str | None = None) -> str:
@@ -282,7 +283,8 @@ def show_recipe(name: str, model: str | None = None) -> str:
     lines.append(f"  best checkpoint: {selection}")
     lines += ["", "after each optimiser step (after_step):"]
     for hook, options in recipe.after_step.items():
-        lines.append(f"  {hook} {options or ''}: {_first_line(get_step_hook(hook))}".replace("  ", " ", 1))
+        label = f"{hook} {options}" if options else hook
+        lines.append(f"  {label}: {_first_line(get_step_hook(hook))}")
     lines += ["", "fields (field=value):"]
     for field in dataclasses.fields(Recipe):
         lines.append(f"  {field.name} = {getattr(recipe, field.name)!r}")
