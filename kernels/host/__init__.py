@@ -46,6 +46,7 @@ __all__ = [
     "CACHE_ENV",
     "HostBuildError",
     "HostLaunchError",
+    "HAS_FMA",
     "HostLibrary",
     "NEURONS_PER_THREAD",
     "build_status",
@@ -59,6 +60,18 @@ KERNEL_DIR = HOST_DIR.parent
 CACHE_ENV = "JELLYZOO_KERNEL_CACHE"
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
+def _x86_has_fma() -> bool:
+    """Whether this x86 CPU executes FMA instructions (an -mfma build would crash on one that does not)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    return cpuinfo.is_file() and any(
+        line.startswith("flags") and " fma " in f"{line} " for line in cpuinfo.read_text().splitlines()
+    )
+
+
+HAS_FMA = _x86_has_fma() if _X86 else platform.machine().lower() in ("aarch64", "arm64")
+"""Whether the ``fused`` build can contract a * b + c into a fused multiply-add on this machine."""
 _COMMON_FLAGS = (
     "-std=c++17",
     "-fPIC",
@@ -73,7 +86,7 @@ _COMMON_FLAGS = (
 BUILD_FLAGS: dict[str, tuple[str, ...]] = {
     "fast": ("-O3", "-ffp-contract=off", "-fopenmp", "-DJZ_NEURONS_PER_THREAD=16"),
     "strict": ("-O1", "-ffp-contract=off"),
-    "fused": ("-O2", "-ffp-contract=fast", "-DJZ_FP_CONTRACT", *(("-mfma",) if _X86 else ())),
+    "fused": ("-O2", "-ffp-contract=fast", "-DJZ_FP_CONTRACT", *(("-mfma",) if _X86 and HAS_FMA else ())),
 }
 NEURONS_PER_THREAD = {"fast": 16, "strict": 1, "fused": 1}
 """Neurons one thread of `lif_scan.cu` walks through time in each build (1 as on the GPU; runs of adjacent

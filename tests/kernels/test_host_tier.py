@@ -200,6 +200,7 @@ FUSABLE_ENTRY_POINTS(f32, float)
 """
 
 
+@pytest.mark.skipif(not host.HAS_FMA, reason="this CPU has no fused multiply-add instructions")
 def test_the_fused_build_contracts_plain_expressions_but_not_the_rn_intrinsics(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(host.CACHE_ENV, str(tmp_path / "cache"))
     source = tmp_path / "fusable.cu"
