@@ -153,6 +153,8 @@ class LRS3(Dataset):
         augment_time_mask: RAVEn's time masking of training inputs.
         time_mask_window_s: longest mask in seconds (0.4; RAVEn's ASR scripts use 0.6).
         time_mask_stride_s: one mask per started stride, in seconds (1.0; ASR scripts 2.0).
+        max_frames: batch by total frames (`FrameBudgetBatchSampler`, as RAVEn: 2400 per GPU for training, 500
+            for validation) instead of the recipe's ``batch_size``; None: batch by ``batch_size``.
         max_samples: keep only the first N utterances (quick runs).
         check_files: ``"open"``: check that every listed file exists when the dataset opens; ``"first_read"``:
             when it is first read.
@@ -173,6 +175,7 @@ class LRS3(Dataset):
         augment_time_mask: bool = True,
         time_mask_window_s: float = 0.4,
         time_mask_stride_s: float = 1.0,
+        max_frames: int | None = None,
         max_samples: int | None = None,
         check_files: Literal["open", "first_read"] = "open",
     ) -> None:
@@ -190,6 +193,9 @@ class LRS3(Dataset):
         self.augment_flip = augment_flip and self.training
         self.augment_time_mask = augment_time_mask and self.training
         self.window_s, self.stride_s = time_mask_window_s, time_mask_stride_s
+        if max_frames is not None and max_frames < 1:
+            raise ValueError(f"LRS3 max_frames must be >= 1 or None, got {max_frames}")
+        self.max_frames = max_frames
         self.video_root, self.audio_root = self.root / video_dir, self.root / audio_dir
         listed = train_list if split == "train" else split
         self.utterances = read_lrs3_csv(self.root / csv_dir / f"{listed}{CSV_SUFFIX}")[:max_samples]
@@ -205,6 +211,13 @@ class LRS3(Dataset):
     def sizes(self) -> list[int]:
         """Video frames of every utterance (from the CSV), for `FrameBudgetBatchSampler`."""
         return [row.frames for row in self.utterances]
+
+    def batch_sampler(self, world_size: int, rank: int, seed: int, shuffle: bool) -> FrameBudgetBatchSampler | None:
+        """This process's batches by total frames when ``max_frames`` is set (`zoo.train.data.dataset_batches`):
+        shuffled and padded to equal counts per process for training, in order and unpadded for evaluation."""
+        if self.max_frames is None:
+            return None
+        return FrameBudgetBatchSampler(self.sizes, self.max_frames, shuffle, seed, rank, world_size, pad=shuffle)
 
     def video_path(self, index: int) -> Path:
         return self.video_root / self.utterances[index].path
@@ -293,14 +306,15 @@ class FrameBudgetBatchSampler(Sampler[list[int]]):
     Every epoch: indices sorted by length, longest first (ties in a random order drawn from ``(seed, epoch)``),
     cut greedily into batches (a batch closes when one more utterance would pass the budget; an utterance longer
     than the budget is a batch alone); then the batch order is shuffled with the same seed (``shuffle=False``:
-    neither) and process `rank` of `world_size` takes batches rank, rank + world_size, ... (the list is first
-    padded by repeating its first batches so that every process gets the same number).
+    neither) and process `rank` of `world_size` takes batches rank, rank + world_size, ... (with ``pad``, the list
+    is first padded by repeating its first batches so that every process gets the same number of steps).
 
     Args:
         sizes: length of every utterance (video frames).
         max_frames: frame budget per batch and process (RAVEn: 2400 for training, 500 for validation).
         shuffle, seed: random tie order and batch order.
         rank, world_size: this process and the number of processes.
+        pad: equal batch counts on every process (training); off, every utterance is in exactly one batch.
     """
 
     def __init__(
@@ -311,6 +325,7 @@ class FrameBudgetBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pad: bool = True,
     ) -> None:
         if max_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {max_frames}")
@@ -318,7 +333,7 @@ class FrameBudgetBatchSampler(Sampler[list[int]]):
             raise ValueError(f"rank {rank} is not in [0, world_size = {world_size})")
         self.sizes = torch.as_tensor(list(sizes), dtype=torch.int64)
         self.max_frames, self.shuffle, self.seed = max_frames, shuffle, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.pad = rank, world_size, pad
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -344,8 +359,9 @@ class FrameBudgetBatchSampler(Sampler[list[int]]):
             batches.append(current)
         if self.shuffle:
             batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-        total = math.ceil(len(batches) / self.world_size) * self.world_size
-        batches += batches[: total - len(batches)]
+        if self.pad:
+            total = math.ceil(len(batches) / self.world_size) * self.world_size
+            batches += batches[: total - len(batches)]
         return batches[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -21,6 +21,9 @@ from zoo.datasets.lrs3 import (
 )
 from zoo.datasets.lrs3 import main as lrs3_main
 from zoo.datasets.video import read_frames, write_video
+from zoo.train import get_recipe
+from zoo.train.data import evaluation_loader, start_epoch, training_loader
+from zoo.train.distributed import World
 
 STD = 0.165
 UTTERANCES = [("spk1/00001", 12, (5, 7, 9)), ("spk1/00002", 7, (3,)), ("spk2/00001", 9, (4, 4, 1, 2))]
@@ -230,3 +233,26 @@ def test_mouth_crops_are_centred_on_the_mouth(tmp_path: Path) -> None:
     assert written.shape == (6, 3, 96, 96) and written[:, 0, 46:51, 46:51].min() > 180
     with pytest.raises(ValueError, match=r"landmarks must be \[T = 6, 68, 2\]"):
         crop_mouths(video, landmarks[:5], face)
+
+
+def test_engine_loaders_batch_lrs3_by_total_frames(lrs3_root) -> None:
+    """With max_frames the training loader takes the dataset's batches (padded batch <= budget, every utterance
+    once per epoch) and the evaluation loaders of 2 processes see every utterance exactly once."""
+    root, _ = lrs3_root
+    recipe = get_recipe("raven-vsr-base-lrs3")
+    dataset = LRS3(root, "test", max_frames=20)  # sizes 12, 7, 9: batches [12] and [9, 7] (2 x 9 <= 20)
+    loader, sampler = training_loader(dataset, recipe, World(rank=0, local_rank=0, size=1), 0, 0, False)
+    start_epoch(loader, sampler, 0, 0, World(rank=0, local_rank=0, size=1))
+    seen = []
+    for inputs, _ in loader:
+        assert inputs["x"].shape[0] * inputs["x"].shape[1] <= 20
+        seen += inputs["lengths"].tolist()
+    assert sorted(seen) == [7, 9, 12] and len(loader) == 2
+    shares = []
+    for rank in range(2):
+        batches = evaluation_loader(dataset, 8, World(rank=rank, local_rank=rank, size=2), 0, False)
+        shares += [length for inputs, _ in batches for length in inputs["lengths"].tolist()]
+    assert sorted(shares) == [7, 9, 12]
+    assert LRS3(root, "test").batch_sampler(1, 0, 0, True) is None  # no max_frames: batch_size
+    with pytest.raises(ValueError, match="max_frames must be >= 1"):
+        LRS3(root, "test", max_frames=0)

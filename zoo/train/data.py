@@ -38,6 +38,7 @@ __all__ = [
     "ShardSampler",
     "build_dataset",
     "check_dataset_options",
+    "dataset_batches",
     "dataset_factory",
     "error_summary",
     "evaluation_loader",
@@ -183,12 +184,19 @@ def loader_settings(
 
 def training_loader(
     dataset: Dataset, recipe: Recipe, world: World, seed: int, workers: int, pin_memory: bool
-) -> tuple[DataLoader, DistributedSampler]:
+) -> tuple[DataLoader, DistributedSampler | Sampler[list[int]]]:
     """Shuffled training loader; call `start_epoch` before iterating it for an epoch.
 
     `workers` and `pin_memory` are the resolved settings; persistence and prefetching come from the recipe.
+    A dataset that batches itself (`dataset_batches`, e.g. LRS3 by total frames) gets its batch sampler instead of
+    ``batch_size`` (returned in place of the `DistributedSampler`; `start_epoch` sets its epoch the same way).
     Raises `ConfigError` when the global batch is larger than the training set (instead of running zero steps).
     """
+    settings = loader_settings(workers, pin_memory, recipe.persistent_workers, recipe.prefetch_factor)
+    batches = dataset_batches(dataset, world, seed, shuffle=True)
+    if batches is not None:
+        collate = getattr(dataset, "collate_fn", None)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, **settings), batches
     if recipe.batch_size > len(dataset):
         raise ConfigError(
             f"batch_size {recipe.batch_size} is larger than the training set ({len(dataset)} samples of "
@@ -204,12 +212,22 @@ def training_loader(
         sampler=sampler,
         drop_last=recipe.drop_last,
         collate_fn=getattr(dataset, "collate_fn", None),
-        **loader_settings(workers, pin_memory, recipe.persistent_workers, recipe.prefetch_factor),
+        **settings,
     )
     return loader, sampler
 
 
-def start_epoch(loader: DataLoader, sampler: DistributedSampler, epoch: int, seed: int, world: World) -> None:
+def dataset_batches(dataset: Dataset, world: World, seed: int, shuffle: bool) -> Sampler[list[int]] | None:
+    """The dataset's own batch sampler, if it has one: ``dataset.batch_sampler(world_size, rank, seed, shuffle)``
+    returning a sampler of index lists for this process (with ``set_epoch(epoch)``), or None to batch by
+    ``batch_size`` (e.g. `zoo.datasets.LRS3` with ``max_frames``: batches by total frames as RAVEn)."""
+    factory = getattr(dataset, "batch_sampler", None)
+    return None if factory is None else factory(world.size, world.rank, seed, shuffle)
+
+
+def start_epoch(
+    loader: DataLoader, sampler: DistributedSampler | Sampler[list[int]], epoch: int, seed: int, world: World
+) -> None:
     """Set the epoch's shuffling and the seeds of its worker processes, both from ``(seed, epoch, rank)``.
 
     Worker processes (and with them random augmentations) are started afresh every epoch from this seed,
@@ -228,7 +246,13 @@ def evaluation_loader(
     persistent_workers: bool = False,
     prefetch_factor: int | None = None,
 ) -> DataLoader:
-    """Loader over this process's share of `dataset` (every sample evaluated exactly once over all processes)."""
+    """Loader over this process's share of `dataset` (every sample evaluated exactly once over all processes), in
+    batches of `batch_size` or the dataset's own (`dataset_batches`, unshuffled)."""
+    batches = dataset_batches(dataset, world, 0, shuffle=False)
+    if batches is not None:
+        collate = getattr(dataset, "collate_fn", None)
+        settings = loader_settings(workers, pin_memory, persistent_workers, prefetch_factor)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, **settings)
     return DataLoader(
         dataset,
         batch_size=max(1, batch_size // world.size),

@@ -29,9 +29,10 @@ Layer-wise learning rates (the original's rule, as explicit `param_groups`): enc
 lr x rho^(N - i - 1), the front-end and the embedding lr x rho^N, the CTC head, the decoder and the encoder's
 final LayerNorm (re-initialised for fine-tuning) get lr_other, the recipe's ``lr``.
 
-Not yet reproduced: batching by total frames (2400 per GPU; `zoo.datasets.lrs3.FrameBudgetBatchSampler` exists,
-the engine does not take a dataset's batch sampler yet: fixed ``batch_size`` instead) and the average of the last
-10 epoch checkpoints (`average_checkpoints` exists; the engine keeps only last/best checkpoints).
+Batches hold up to 2400 frames per process for training (2000 in the Large 433 h scripts) and 500 for validation
+(``data.max_frames``, `zoo.datasets.lrs3.FrameBudgetBatchSampler`; ``batch_size`` is then unused;
+``data.max_frames=None`` batches by ``batch_size``). Not yet reproduced: the average of the last 10 epoch
+checkpoints (`average_checkpoints` exists; the engine keeps only the last and best checkpoints).
 """
 
 from __future__ import annotations
@@ -206,14 +207,15 @@ def _finetune_recipe(
     time_mask: tuple[float, float],
     description: str,
     blocks: int = 12,
+    frames: int = 2400,
 ) -> Recipe:
     return Recipe(
         name=name,
         model=model,
         dataset="lrs3",
         model_overrides={"drop_path": drop_path},
-        dataset_options={"modality": modality, "train_list": train_list},
-        train_options={"time_mask_window_s": time_mask[0], "time_mask_stride_s": time_mask[1]},
+        dataset_options={"modality": modality, "train_list": train_list, "max_frames": 500},
+        train_options={"time_mask_window_s": time_mask[0], "time_mask_stride_s": time_mask[1], "max_frames": frames},
         optimizer="adamw",
         optimizer_options={"betas": (0.9, 0.98)},
         lr=other_lr,
@@ -306,6 +308,7 @@ RAVEN_RECIPES = (
         (0.4, 1.0),
         "RAVEn Large VSR fine-tuning on LRS3 (433 h)",
         blocks=24,
+        frames=2000,
     ),
     _finetune_recipe(
         "raven-vsr-large-lrs3-lowres",
@@ -336,6 +339,7 @@ RAVEN_RECIPES = (
         (0.6, 2.0),
         "RAVEn Large ASR fine-tuning on LRS3 (433 h)",
         blocks=24,
+        frames=2000,
     ),
     _finetune_recipe(
         "raven-asr-large-lrs3-lowres",
@@ -393,8 +397,8 @@ RAVEN_PRETRAIN = register_recipe(
         name="raven-pretrain-base-lrs3",
         model="raven-pretrain-base",
         dataset="lrs3",
-        dataset_options={"modality": "audiovisual"},
-        train_options={"augment_time_mask": False},
+        dataset_options={"modality": "audiovisual", "max_frames": 500},
+        train_options={"augment_time_mask": False, "max_frames": 2400},
         optimizer="adamw",
         optimizer_options={"betas": (0.9, 0.999)},
         lr=3e-3,
@@ -416,9 +420,9 @@ RAVEN_PRETRAIN = register_recipe(
 """RAVEn Base pre-training on LRS3 (``scripts/pretraining/base_lrs3.sh``): AdamW (0.9, 0.999), weight decay 0.04,
 peak lr 3e-3 after 40 warm-up epochs, cosine to 1e-5, 150 epochs, clipping 3.0, float32; EMA teachers with momentum
 0.999 -> 1 (cosine). Differences: one AdamW over both students and the predictors instead of one per modality (the
-same updates: the two losses touch disjoint parameters; clipping is then global instead of per modality), a fixed
-batch size instead of 2400 frames per GPU, and no online CTC/attention probe on the detached features (it needs
-character transcripts and does not shape the encoders)."""
+same updates: the two losses touch disjoint parameters; clipping is then global instead of per modality), and no
+online CTC/attention probe on the detached features (it needs character transcripts and does not shape the
+encoders)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
