@@ -112,9 +112,9 @@ def test_dropped_spike_warning_is_given_once_across_workers_and_epochs(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.binning=foo", "SHD: option 'binning' expects Literal['sparch', 'uniform'], got 'foo'"),
-        ("data.num_bins=abc", "SHD: option 'num_bins' expects int, got 'abc'"),
-        ("data.num_steps=100", "'num_steps'; valid options: num_bins, window_s, binning"),
+        ("data.binning=foo", "option 'binning' expects Literal['sparch', 'uniform'], got 'foo'"),
+        ("data.num_bins=abc", "option 'num_bins' expects int, got 'abc'"),
+        ("data.num_steps=100", "unknown option 'num_steps' (did you mean num_bins?)"),
     ],
 )
 def test_dry_run_stops_on_a_bad_dataset_option(
