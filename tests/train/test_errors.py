@@ -30,7 +30,7 @@ def _fails(config, match: str) -> None:
         (
             {"overrides": ["data.scael=2"]},
             r"dataset 'test-engine-blobs': unknown option 'scael' \(did you mean scale\?\); "
-            r"valid options: broken_index, scale",
+            r"valid options: broken_index, delay_s, scale",
         ),
         ({"overrides": ["data.scale=big"]}, r"dataset 'test-engine-blobs': option 'scale' expects float, got 'big'"),
         ({"overrides": ["loss.label_smoothing=abc"]}, r"loss 'cross_entropy': option 'label_smoothing' expects float"),

@@ -11,6 +11,9 @@ A checkpoint is a dict saved with `torch.save`:
   full resolved builder config), ``seed``, ``world_size``
 - ``best``: ``{"metric", "value", "epoch"}`` of the best validation result so far (value None before any)
 - ``metrics``: the epoch's ``{"train": {...}, "val": {...}}`` results
+- ``within_epoch`` (only in a ``last.pt`` written on SIGINT/SIGTERM, see `zoo.train.interrupt`): ``{"totals": [one
+  entry per process: the interrupted epoch's partial sums and its number of steps done]}``; ``epoch`` then counts
+  the complete epochs before it
 
 Everything is plain data or tensors, so checkpoints load with ``torch.load(..., weights_only=True)``.
 """

@@ -11,9 +11,9 @@ Under torchrun only rank 0 writes files and shows progress bars.
 
 SIGINT / SIGTERM during training (`zoo.train.interrupt`): the current step finishes, ``last.pt`` is written
 atomically with the state after that step (model, optimiser, schedule, random states, the partial epoch's sums and
-its step count), and `run` returns with ``RunResult.interrupted`` set. ``--resume auto`` continues bit-exactly: the
-interrupted epoch's order is a function of (seed, epoch), its first steps' batches are drawn again without training
-(so random augmentations continue exactly) and the random states are restored before the next one.
+its step count, per process), and `run` returns with ``RunResult.interrupted`` set. ``--resume auto`` continues
+bit-exactly: the interrupted epoch's order is a function of (seed, epoch), its first steps' batches are drawn again
+without training (so random augmentations continue exactly) and the random states are restored before the next one.
 """
 
 from __future__ import annotations
@@ -473,7 +473,7 @@ def _log_start(training: _Training, config: RunConfig) -> None:
     parameters = sum(parameter.numel() for parameter in training.model.parameters())
     resumed = ""
     if training.start_epoch or training.within_epoch:
-        steps = training.within_epoch["totals"]["steps"] if training.within_epoch else 0
+        steps = training.within_epoch["totals"][0]["steps"] if training.within_epoch else 0
         resumed = f", resuming after epoch {training.start_epoch}" + (f" step {steps}" if steps else "")
     log.info(
         "recipe %s: model %s (%s parameters), dataset %s from %s, %d epochs of %d steps, device %s x %d, "
@@ -507,7 +507,8 @@ def _run_epoch(
     description = f"epoch {epoch + 1}/{recipe.epochs}"
     totals, after_replay = EpochTotals(recipe.metrics, training.device), None
     if training.within_epoch is not None:
-        totals.load_state_dict(training.within_epoch["totals"])
+        saved_totals = training.within_epoch["totals"]
+        totals.load_state_dict(saved_totals[world.rank % len(saved_totals)])
         states = training.rng_states
         after_replay = functools.partial(restore_rng_state, states[world.rank % len(states)])
         training.within_epoch = None
@@ -525,9 +526,10 @@ def _run_epoch(
     if train_totals.stopped:
         result.interrupted = context.interrupt.received
         rng_states = all_gather_objects(capture_rng_state(), world)
+        partial_totals = all_gather_objects(train_totals.state_dict(), world)
         if world.is_main:
             payload = _checkpoint(training, epoch, global_step, rng_states, {}, seed)
-            payload["within_epoch"] = {"totals": train_totals.state_dict()}
+            payload["within_epoch"] = {"totals": partial_totals}
             save_atomic(payload, training.out / "last.pt")
         return
     totals = {"train": train_totals}
