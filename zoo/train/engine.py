@@ -58,6 +58,7 @@ __all__ = [
     "RESUME_MAY_CHANGE",
     "RunResult",
     "check_output_space",
+    "checkpoint_bytes",
     "describe_run",
     "resolve_device",
     "run",
