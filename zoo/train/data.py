@@ -87,9 +87,10 @@ def build_dataset(recipe: Recipe, root: str | Path, split: str) -> Dataset:
     what = f"dataset {recipe.dataset!r}, split {split!r} under {str(root)!r}"
     try:
         dataset = dataset_factory(recipe.dataset)(root, split, **options)
+        length = len(dataset)
     except Exception as error:
         raise DatasetError(f"{what}: {error_summary(error)}") from error
-    if len(dataset) == 0:
+    if length == 0:
         raise DatasetError(f"{what} is empty")
     return dataset
 
