@@ -102,3 +102,9 @@ def test_runs_write_train_log_and_the_data_wait(data_root, tmp_path, capsys):
     with (out / "metrics.csv").open() as file:
         row = next(csv.DictReader(file))
     assert 0.0 <= float(row["train_data_wait"]) <= 1.0 and 0.0 <= float(row["val_data_wait"]) <= 1.0
+
+
+def test_help_with_a_recipe_adds_its_details(capsys):
+    assert main([tiny.RECIPE, "--plugin", str(PLUGIN), "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "recipes:" in text and "broken_index: int | None = None" in text and "loss cross_entropy" in text

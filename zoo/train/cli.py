@@ -161,7 +161,7 @@ def console_logging() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m zoo.train``; returns the exit status.
+    """Entry point of ``python -m zoo.train``; returns the exit status. ``RECIPE --help`` adds ``show RECIPE``.
 
     0: trained (or checked, printed); 2: a configuration or dataset error (one line on stderr; ``--debug`` raises
     it with its traceback instead); 128 + signal number: stopped by SIGINT/SIGTERM with ``last.pt`` written.
@@ -184,6 +184,12 @@ def _main(argv: list[str]) -> int:
     if argv[:1] == ["show"]:
         return _show(argv[1:])
     parser = build_parser()
+    if {"-h", "--help"} & set(argv):
+        recipe = next((word for word in argv if word in list_recipes()), None)
+        if recipe is not None:
+            print(parser.format_help())
+            print(show_recipe(recipe))
+            return 0
     arguments = parser.parse_intermixed_args(argv)
     resume = arguments.resume
     if resume is not None and "=" in resume and not Path(resume).exists():
