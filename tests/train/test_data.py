@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 
 import torch
 from torch.utils.data import TensorDataset
@@ -72,3 +73,22 @@ def test_the_waiting_for_a_slow_loader_is_measured(make_config):
     """Every item takes 5 ms to load (0.32 s per training epoch) while a step of the tiny model takes about 1 ms."""
     slow = run(make_config(overrides=["epochs=1", "data.delay_s=0.005"]))
     assert slow.history[0]["data_wait"]["train"] > 0.5 and slow.history[0]["data_wait"]["val"] > 0.5
+
+
+class _SignalDispositions(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.tensor(
+            [signal.getsignal(signal.SIGINT) is signal.SIG_IGN, signal.getsignal(signal.SIGTERM) is signal.SIG_DFL]
+        )
+
+
+def test_workers_ignore_ctrl_c_and_keep_the_default_sigterm():
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
+    try:
+        batch = next(iter(evaluation_loader(_SignalDispositions(), 2, World(0, 0, 1), 1, False)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert batch.all()

@@ -166,9 +166,10 @@ def per_process_batch(batch_size: int, world: World) -> int:
 
 def _ignore_ctrl_c(worker_id: int) -> None:
     """Worker start-up: leave Ctrl-C (SIGINT, sent to the whole terminal process group) to the training process,
-    which finishes its step and stops the workers. SIGTERM keeps its default: PyTorch's last resort for a worker
-    that does not stop is to terminate it."""
+    which finishes its step and stops the workers. SIGTERM gets its default back (a forked worker inherits the
+    training process's handler): PyTorch's last resort for a worker that does not stop is to terminate it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def loader_settings(
