@@ -103,17 +103,20 @@ def read_frame_count(path: str | Path) -> int:
     return count
 
 
-def frame_counts(paths: Sequence[Path], root: Path, cache_dir: str | Path | None) -> list[int]:
-    """`read_frame_count` of every path, reusing ``<cache_dir>/frame_counts.json`` entries whose file size and
-    modification time are unchanged (and updating the cache)."""
+def frame_counts(paths: Sequence[Path], cache_dir: str | Path | None) -> list[int]:
+    """`read_frame_count` of every path, reusing ``<cache_dir>/frame_counts.json`` entries (keyed by absolute path)
+    whose file size and modification time are unchanged, and updating the cache (an unreadable cache is rebuilt)."""
     cache_file = None if cache_dir is None else Path(cache_dir) / "frame_counts.json"
     cached: dict[str, list[int]] = {}
     if cache_file is not None and cache_file.is_file():
-        cached = json.loads(cache_file.read_text())
+        try:
+            cached = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cached = {}
     counts, changed = [], False
     for path in paths:
         stat = path.stat() if path.is_file() else None
-        key = str(path.relative_to(root))
+        key = str(path.resolve())
         entry = cached.get(key)
         if stat is not None and entry is not None and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
             counts.append(entry[2])
@@ -385,7 +388,7 @@ class ConsecutiveClipVideos(Dataset):
         self.frames_per_clip, self.size, self.group_clips = frames_per_clip, size, group_clips
         self.videos = [files[i] for i in keep]
         self.labels = [labels[i] for i in keep]
-        counts = frame_counts(self.videos, root, cache_dir)
+        counts = frame_counts(self.videos, cache_dir)
         self.clip_starts = [consecutive_clip_starts(count, frames_per_clip) for count in counts]
         self.short_videos = [video for video, starts in zip(self.videos, self.clip_starts, strict=True) if not starts]
         if self.short_videos:

@@ -274,3 +274,19 @@ def test_kinetics400_tsn_items_and_normalisations(tmp_path):
     with pytest.raises(FileNotFoundError, match="gone.mp4 does not exist"):
         Kinetics400(root, "test")[0]
     assert get_dataset("kinetics400") is Kinetics400
+
+
+def test_frame_counts_are_cached_by_file_stamp(hmdb_root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = HMDB51(hmdb_root, validation="test", cache_dir=cache)
+        monkeypatch.setattr(video_module, "read_frame_count", lambda path: pytest.fail(f"{path} probed again"))
+        again = HMDB51(hmdb_root, validation="test", cache_dir=cache)
+    assert again.clip_starts == first.clip_starts and (cache / "frame_counts.json").is_file()
+    write_video(hmdb_root / "wave" / "b1.avi", frames_of(40))  # a changed file is probed again
+    monkeypatch.setattr(video_module, "read_frame_count", lambda path: 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        changed = HMDB51(hmdb_root, validation="test", cache_dir=cache)
+    assert changed.clip_starts[first.videos.index(hmdb_root / "wave" / "b1.avi")] == [0, 16]
