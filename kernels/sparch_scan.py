@@ -181,7 +181,9 @@ def _launch_forward(current, alpha, beta, a, b, u0, w0, s0, weight, threshold: f
     drive = empty(current.shape, current.dtype, current.device)
     previous = s0.to(current.dtype)
     for t in range(steps):
-        torch.mm(previous, weight, out=drive[t])
+        # A fresh product, then copied, as in the reference: with several threads a GEMM writing straight into
+        # an unaligned slice (out=drive[t]) can sum in another order, and the spikes must match bit for bit.
+        drive[t] = previous @ weight
         launch(SOURCE, "sparch_step_forward", **run, current=current, recurrent_current=drive, t=t, **state)
         previous = spikes[t]
     return spikes, membrane, adaptation, drive
