@@ -299,7 +299,7 @@ def plot(report: dict[str, Any], layers: list[LayerActivity], raster_layer: str 
         label="- spikes",
     )
     ax.set_xticks(list(ticks))
-    ax.set_xticklabels(names, rotation=75, ha="right", fontsize=5)
+    ax.set_xticklabels(names, rotation=75, ha="right", fontsize=6)
     ax.set_ylabel("rate (mean |s| or density)")
     ax.set_title("rate per layer")
     ax.legend(fontsize=7)
@@ -321,6 +321,7 @@ def plot(report: dict[str, Any], layers: list[LayerActivity], raster_layer: str 
                 steps = (torch.sign(raster[:, k]) == sign).nonzero().flatten().tolist()
                 ax.scatter(steps, [k] * len(steps), s=6, color=color, marker="|")
         ax.set_xlim(-0.5, raster.shape[0] - 0.5)
+        ax.set_ylim(-0.5, raster.shape[1] - 0.5)
         ax.set_title(f"raster: {chosen.name}, sample 0, {raster.shape[1]} neurons (red: -1)", fontsize=8)
     ax.set_xlabel("time step")
     ax.set_ylabel("neuron")
@@ -342,7 +343,7 @@ def plot(report: dict[str, Any], layers: list[LayerActivity], raster_layer: str 
     if len(connections) <= MAX_LABELLED_CONNECTIONS:
         ax.set_xticks(list(xs))
         labels = [c["name"] + ("" if c["neurobench_visible"] else " *") for c in connections]
-        ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=5)
+        ax.set_xticklabels(labels, rotation=75, ha="right", fontsize=6)
     else:
         ax.set_xlabel(f"{len(connections)} connections in forward order (names in the Markdown table)")
     ax.set_ylabel("operations per sample")
