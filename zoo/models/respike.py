@@ -45,6 +45,7 @@ from torch.utils.checkpoint import checkpoint
 from zoo.convert import register_converter
 from zoo.layers.spike_record import SpikeRecord
 from zoo.registry import SmallConfig, TensorSpec, register_model
+from zoo.weights import load_weights
 
 __all__ = [
     "CrossAttentionFusion",
@@ -438,19 +439,10 @@ def _torchvision_resnet(backbone: Backbone, ann_weights: str | None) -> torchvis
         raise FileNotFoundError(
             f"ReSpike ann_weights: {path} does not exist (a local torchvision {backbone} state dict)"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"ReSpike ann_weights: {path} holds a {type(state).__name__}, not a state dict")
     try:
-        missing, unexpected = resnet.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shapes that do not fit (e.g. a ResNet-18 dict for ResNet-50)
+        load_weights(resnet, path)
+    except ValueError as error:
         raise ValueError(f"ReSpike ann_weights: {path} is not a torchvision {backbone} state dict: {error}") from None
-    if missing or unexpected:
-        raise ValueError(
-            f"ReSpike ann_weights: {path} is not a torchvision {backbone} state dict; missing keys: "
-            f"{sorted(missing)[:5]}{' ...' if len(missing) > 5 else ''}, unexpected keys: {sorted(unexpected)[:5]}"
-            f"{' ...' if len(unexpected) > 5 else ''}"
-        )
     return resnet
 
 

@@ -396,7 +396,6 @@ class SpikGRUNet(nn.Module):
 
     def forward_steps(self, events: torch.Tensor) -> torch.Tensor:
         """events [B, T, 2, 88, 88] -> per-step readout [B, T, num_classes] (FC model: the readout potentials)."""
-        self._check_input(events)
         return self.forward_features(self.frontend(events))
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -411,15 +410,6 @@ class SpikGRUNet(nn.Module):
             forward_half, backward_half = hidden.split(self.hidden_size, dim=-1)
             hidden = torch.cat([forward_half, backward_half.flip(0)], dim=-1)
         return self.readout(self.dropout(hidden)).transpose(0, 1)
-
-    def _check_input(self, events: torch.Tensor) -> None:
-        frontend = self.frontend
-        expected = (frontend.in_channels, frontend.input_size, frontend.input_size)
-        if events.dim() != 5 or tuple(events.shape[2:]) != expected:
-            raise ValueError(
-                f"{type(self).__name__} expects event frames [B, T, {', '.join(map(str, expected))}], "
-                f"got shape {tuple(events.shape)}"
-            )
 
     def clamp_parameters(self) -> None:
         """Clamp every learnable leak to [0, 1] (call after each optimiser step, as the original does)."""
