@@ -25,8 +25,8 @@ What runs, for every selected model and batch size:
 
 Method: warm-up runs, then the median (and p10/p50/p90) of the timed runs, CUDA events on the GPU and
 `time.perf_counter` on the CPU (`benchmarks.measurement`). The first inference is always untimed (it lists the
-kernels). ``--quick`` times one inference and one training step (recording on and off) without further warm-up: it
-shows that every model runs and roughly what it costs, not numbers to quote.
+kernels). ``--quick`` (one warm-up, three timed runs at small sizes) shows that every model runs and roughly what it
+costs, not numbers to quote.
 
 Writes ``models_<device>_<date>[_quick].{json,md,png}`` with the environment (device, driver, CUDA, versions,
 commit, date, command line).
@@ -471,15 +471,15 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-sizes", type=int, nargs="+", default=None, help="default: the paper's (2 with --quick)"
     )
     parser.add_argument("--quick", action="store_true", help="small inputs (B<=2, T<=2, H/W<=32) for CPU and CI")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; 0 with --quick)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 10 on CPU, 30 on CUDA; 1 quick)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed runs first (default 2; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 10 on CPU, 30 on CUDA; 3 quick)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda requested but torch sees no CUDA device")
     device = torch.device(args.device, torch.cuda.current_device()) if args.device == "cuda" else torch.device("cpu")
-    args.warmup = args.warmup if args.warmup is not None else (0 if args.quick else 2)
-    args.repeats = args.repeats or (1 if args.quick else 30 if device.type == "cuda" else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.repeats = args.repeats or (3 if args.quick else 30 if device.type == "cuda" else 10)
     if args.warmup < 0 or args.repeats < 1:
         parser.error("--warmup must be >= 0 and --repeats >= 1")
 
