@@ -65,7 +65,7 @@ def test_print_config_shows_the_resolved_configuration_and_loads_nothing(tmp_pat
     assert main([*arguments, "--out", str(out), "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["recipe"]["lr"] == 0.5 and printed["recipe"]["metrics"] == ["accuracy", "top5"]
-    assert printed["model"] == tiny.MODEL and printed["model_config"] == {"hidden": 4, "dropout": 0.0}
+    assert printed["model"] == tiny.MODEL and printed["model_config"] == {"hidden": 4, "dropout": 0.0, "norm": False}
     assert printed["run"]["workers"] == DEFAULT_WORKERS and not out.exists()
 
 

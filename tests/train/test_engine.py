@@ -44,7 +44,7 @@ def test_tiny_recipe_trains_end_to_end(make_config, data_root):
 
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint["epoch"] == 3 and checkpoint["global_step"] == steps
-    assert checkpoint["config"]["model_config"] == {"hidden": 16, "dropout": 0.0}
+    assert checkpoint["config"]["model_config"] == {"hidden": 16, "dropout": 0.0, "norm": False}
     assert {"python", "numpy", "torch"} <= set(checkpoint["rng"][0])
     for name, value in result.model.state_dict().items():
         assert torch.equal(checkpoint["model"][name], value)

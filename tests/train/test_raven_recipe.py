@@ -24,7 +24,6 @@ from zoo.train.cli import main
 from zoo.train.optim import parameter_groups
 from zoo.train.recipes.raven import (
     RAVEN_RECIPES,
-    average_checkpoints,
     hybrid_ctc_attention_loss,
     layer_decay_groups,
     word_error_rate_of,
@@ -96,18 +95,6 @@ def test_layer_decay_groups_give_the_original_learning_rates() -> None:
     assert math.isclose(lr_of[id(named["decoder.output.weight"])], 5e-3)
     assert math.isclose(lr_of[id(named["ctc_head.bias"])], 5e-3)
     assert len(layer_decay_groups(3, 1e-3, 2e-3, 1.0)) == 4
-
-
-def test_average_checkpoints_averages_floats_and_floor_divides_counters() -> None:
-    states = [
-        {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)},
-        {"w": torch.tensor([2.0, 5.0]), "n": torch.tensor(4)},
-    ]
-    averaged = average_checkpoints(states)
-    torch.testing.assert_close(averaged["w"], torch.tensor([1.5, 3.5]))
-    assert averaged["n"].item() == 3 and averaged["n"].dtype == torch.int64
-    with pytest.raises(ValueError, match="other keys"):
-        average_checkpoints([states[0], {"w": torch.zeros(2)}])
 
 
 def write_tone_lrs3(root: Path) -> None:

@@ -30,11 +30,13 @@ CLASSES = 3
 
 
 class TinyMLP(nn.Module):
-    """Linear -> ReLU * leak -> (dropout) -> Linear, with a clamped `leak` and one firing-rate recorder."""
+    """Linear -> (BatchNorm) -> ReLU * leak -> (dropout) -> Linear, with a clamped `leak` and one firing-rate
+    recorder."""
 
-    def __init__(self, hidden: int, dropout: float) -> None:
+    def __init__(self, hidden: int, dropout: float, norm: bool = False) -> None:
         super().__init__()
         self.encoder = nn.Linear(FEATURES, hidden)
+        self.norm = nn.BatchNorm1d(hidden) if norm else nn.Identity()
         self.leak = nn.Parameter(torch.full((hidden,), 0.9))
         self.dropout = nn.Dropout(dropout)
         self.rate = SpikeRecord(spikes=False)
@@ -42,7 +44,7 @@ class TinyMLP(nn.Module):
         self.clamp_calls = 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        hidden = torch.relu(self.encoder(inputs)) * self.leak
+        hidden = torch.relu(self.norm(self.encoder(inputs))) * self.leak
         return self.head(self.dropout(self.rate(hidden)))
 
     def clamp_parameters(self) -> None:
@@ -58,8 +60,9 @@ class TinyMLP(nn.Module):
     inputs={"inputs": zoo.TensorSpec(("B", FEATURES), {"B": "batch"})},
     outputs={"logits": zoo.TensorSpec(("B", CLASSES), {"B": "batch"})},
 )
-def tiny_mlp(hidden: int = 16, dropout: float = 0.0) -> nn.Module:
-    return TinyMLP(hidden, dropout)
+def tiny_mlp(hidden: int = 16, dropout: float = 0.0, norm: bool = False) -> nn.Module:
+    """`norm`: a BatchNorm1d after the first layer (a model with an integer buffer, ``num_batches_tracked``)."""
+    return TinyMLP(hidden, dropout, norm)
 
 
 @zoo.register_model(

@@ -14,6 +14,10 @@ A checkpoint is a dict saved with `torch.save`:
 - ``within_epoch`` (only in a ``last.pt`` written on SIGINT/SIGTERM, see `zoo.train.interrupt`): ``{"totals": [one
   entry per process: the interrupted epoch's partial sums and its number of steps done]}``; ``epoch`` then counts
   the complete epochs before it
+- ``averaged`` (only in ``averaged.pt``, written at the end of a run whose recipe sets ``average_last``):
+  ``{"epochs": [the epochs whose weights were averaged]}``; ``model`` then holds their mean
+  (`average_checkpoints`), ``metrics`` is empty (the epoch's results were measured with other weights) and the
+  other entries are those of the final epoch
 
 Everything is plain data or tensors, so checkpoints load with ``torch.load(..., weights_only=True)``.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,7 @@ from zoo.weights import TRAINING_FORMAT
 
 __all__ = [
     "FORMAT",
+    "average_checkpoints",
     "capture_rng_state",
     "load_checkpoint",
     "restore_rng_state",
@@ -77,6 +83,34 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ConfigError(f"{str(path)!r} is not a jellyzoo training checkpoint (no format {FORMAT!r})")
     return checkpoint
+
+
+def average_checkpoints(state_dicts: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise average of model state dicts with the same keys (`Recipe.average_last`).
+
+    Floating tensors are summed in float64, divided by the count and cast back to their dtype; integer tensors
+    (BatchNorm's ``num_batches_tracked``) are summed and floor-divided, as the original RAVEn's
+    ``average_checkpoints``. Shapes are those of the inputs; the result is on the inputs' device.
+
+    Raises:
+        ValueError: no state dicts, or state dicts with different keys.
+    """
+    if not state_dicts:
+        raise ValueError("average_checkpoints needs at least one state dict")
+    keys = list(state_dicts[0])
+    for index, state in enumerate(state_dicts[1:], start=1):
+        if list(state) != keys:
+            raise ValueError(f"state dict {index} has other keys than state dict 0")
+    averaged = {}
+    count = len(state_dicts)
+    for key in keys:
+        values = [state[key] for state in state_dicts]
+        total = torch.stack([value.double() if value.is_floating_point() else value for value in values]).sum(0)
+        if values[0].is_floating_point():
+            averaged[key] = (total / count).to(values[0].dtype)
+        else:
+            averaged[key] = torch.div(total, count, rounding_mode="floor").to(values[0].dtype)
+    return averaged
 
 
 def capture_rng_state() -> dict[str, Any]:

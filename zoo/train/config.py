@@ -221,6 +221,8 @@ def check_recipe(recipe: Recipe) -> None:
         _check_plateau(recipe)
     if not recipe.layer_decay > 0:
         raise ConfigError(f"recipe {recipe.name!r}: layer_decay must be positive, got {recipe.layer_decay}")
+    if recipe.average_last < 0:
+        raise ConfigError(f"recipe {recipe.name!r}: average_last must be >= 0 (0: off), got {recipe.average_last}")
     for field in ("workers", "prefetch_factor"):
         value = getattr(recipe, field)
         if value is not None and (value < 0 or (field == "prefetch_factor" and value == 0)):

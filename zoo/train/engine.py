@@ -5,8 +5,10 @@ device chosen; dataset root, run directory and resume checkpoint checked; datase
 and schedule built - every `ConfigError` is raised here, before the process group is joined and before any
 step; finally a probe write in the run directory and a free-space check (room for the checkpoints), so that an
 unwritable folder or a full disk fails now, not after an epoch of work. Then, per epoch: train, evaluate
-`val_split`, write ``last.pt`` (and ``best.pt`` on improvement) atomically, log (``train.log``, ``metrics.csv``, the
-console through the ``zoo.train`` logger), including the fraction of the training time spent waiting for data.
+`val_split`, write ``last.pt`` (and ``best.pt`` on improvement; with `Recipe.average_last` N > 0 also the weights
+``epoch-<k>.pt`` of the last N epochs and, after the final epoch, ``averaged.pt``, their mean) atomically, log
+(``train.log``, ``metrics.csv``, the console through the ``zoo.train`` logger), including the fraction of the
+training time spent waiting for data.
 Under torchrun only rank 0 writes files and shows progress bars.
 
 SIGINT / SIGTERM during training (`zoo.train.interrupt`): the current step finishes, ``last.pt`` is written
@@ -27,6 +29,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -41,7 +44,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 import zoo
 from zoo.errors import ConfigError
-from zoo.train.checkpoint import FORMAT, capture_rng_state, load_checkpoint, restore_rng_state, save_atomic
+from zoo.train.checkpoint import (
+    FORMAT,
+    average_checkpoints,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_atomic,
+)
 from zoo.train.config import DEFAULT_WORKERS, RunConfig, parse_overrides, resolve_model_config, resolve_recipe
 from zoo.train.data import build_dataset, evaluation_loader, start_epoch, training_loader
 from zoo.train.distributed import World, all_gather_objects, init_world, shutdown_world, world_from_environment
@@ -67,6 +77,7 @@ __all__ = [
 
 RESUME_MAY_CHANGE = (
     "epochs",
+    "average_last",
     "description",
     "eval_batch_size",
     "init_checkpoint",
@@ -114,6 +125,11 @@ class RunResult:
     @property
     def best_checkpoint(self) -> Path:
         return self.out / "best.pt"
+
+    @property
+    def averaged_checkpoint(self) -> Path:
+        """``averaged.pt``: written at the end of training when the recipe sets ``average_last``."""
+        return self.out / "averaged.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -291,7 +307,8 @@ def check_output_space(out: Path, needed: int) -> None:
     if free < needed:
         raise ConfigError(
             f"run directory {str(out)!r} has {free / 1e6:.1f} MB free, checkpoints need about {needed / 1e6:.1f} MB "
-            "(last.pt, best.pt and the temporary file of an atomic write); free some space or choose another --out"
+            "(last.pt, best.pt, the kept epoch weights and averaged.pt if the recipe sets average_last, and the "
+            "temporary file of an atomic write); free some space or choose another --out"
         )
 
 
@@ -398,7 +415,8 @@ def _run(config: RunConfig) -> RunResult:
             log.info("nothing to train: the checkpoint already completed %d epochs", training.start_epoch)
         return result
     if training.world.is_main:
-        check_output_space(training.out, 3 * checkpoint_bytes(training.model))
+        averaging = training.recipe.average_last + 1 if training.recipe.average_last else 0
+        check_output_space(training.out, (3 + averaging) * checkpoint_bytes(training.model))
     init_world(training.world, training.device)
     try:
         _train(training, config, result)
@@ -556,9 +574,15 @@ def _run_epoch(
     seconds = time.perf_counter() - started
     if world.is_main:
         payload = _checkpoint(training, epoch + 1, global_step, rng_states, metrics, seed)
+        if recipe.average_last:
+            save_atomic(training.model.state_dict(), _epoch_weights_path(training.out, epoch + 1))
+            if epoch + 1 == recipe.epochs:
+                _write_averaged(training, payload)
         save_atomic(payload, training.out / "last.pt")
         if improved:
             save_atomic(payload, training.out / "best.pt")
+        if recipe.average_last:
+            _delete_epoch_weights(training.out, before=epoch + 2 - recipe.average_last)
         run_log.write_epoch(epoch + 1, lr, seconds, metrics, firing, data_wait)
         log.info(_summary(epoch + 1, recipe.epochs, lr, seconds, metrics, improved, data_wait["train"]))
         if data_wait["train"] > DATA_WAIT_WARNING and train_totals.seconds >= DATA_WAIT_MIN_SECONDS:
@@ -580,6 +604,44 @@ def _run_epoch(
             "data_wait": data_wait,
         }
     )
+
+
+_EPOCH_WEIGHTS = re.compile(r"epoch-(\d+)\.pt")
+"""Names of the per-epoch weight files kept for `Recipe.average_last`."""
+
+
+def _epoch_weights_path(out: Path, epoch: int) -> Path:
+    """``<out>/epoch-<epoch>.pt``: the model's state dict after `epoch` (counted from 1) epochs."""
+    return out / f"epoch-{epoch}.pt"
+
+
+def _delete_epoch_weights(out: Path, before: int) -> None:
+    """Delete the kept weights of the epochs before `before` (a resumed run's old files included)."""
+    for path in out.iterdir():
+        match = _EPOCH_WEIGHTS.fullmatch(path.name)
+        if match is not None and int(match.group(1)) < before:
+            path.unlink(missing_ok=True)
+
+
+def _write_averaged(training: _Training, payload: dict[str, Any]) -> None:
+    """Write ``averaged.pt``: `payload` (the final epoch's checkpoint) with the mean of the kept epoch weights.
+
+    The weights of the last `average_last` epochs that are present are averaged; after a run shorter than
+    `average_last` epochs, or with files missing, fewer (a warning names them).
+    """
+    recipe, out = training.recipe, training.out
+    first = max(1, recipe.epochs - recipe.average_last + 1)
+    epochs = [epoch for epoch in range(first, recipe.epochs + 1) if _epoch_weights_path(out, epoch).is_file()]
+    if len(epochs) < recipe.average_last:
+        log.warning(
+            "averaged.pt: average_last=%d but only the weights of epochs %s are present; averaging those",
+            recipe.average_last,
+            epochs,
+        )
+    states = [torch.load(_epoch_weights_path(out, epoch), map_location="cpu", weights_only=True) for epoch in epochs]
+    averaged = {**payload, "model": average_checkpoints(states), "metrics": {}, "averaged": {"epochs": epochs}}
+    save_atomic(averaged, out / "averaged.pt")
+    log.info("averaged.pt: mean of the weights after epochs %s", epochs)
 
 
 def _is_better(value: float, best: float | None, higher: bool) -> bool:

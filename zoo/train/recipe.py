@@ -80,6 +80,10 @@ class Recipe:
             higher or lower is better.
 
     Other:
+        average_last: if > 0, the weights after each of the last `average_last` epochs are kept
+            (``epoch-<k>.pt``, plain state dicts; older ones are deleted) and the end of training writes
+            ``averaged.pt``, a checkpoint holding their element-wise mean (`zoo.train.checkpoint.average_checkpoints`),
+            e.g. RAVEn's final model, the average of the last 10 epochs. 0: off.
         eval_batch_size: batch size for validation/evaluation (``None``: `batch_size`).
         ddp_find_unused_parameters: passed to `DistributedDataParallel` (needed when some parameters get no
             gradient in a step).
@@ -126,6 +130,7 @@ class Recipe:
     loss_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     metrics: tuple[str, ...] = ("accuracy",)
     selection_metric: str = "accuracy"
+    average_last: int = 0
     eval_batch_size: int | None = None
     ddp_find_unused_parameters: bool = False
     description: str = ""

@@ -31,8 +31,8 @@ final LayerNorm (re-initialised for fine-tuning) get lr_other, the recipe's ``lr
 
 Batches hold up to 2400 frames per process for training (2000 in the Large 433 h scripts) and 500 for validation
 (``data.max_frames``, `zoo.datasets.lrs3.FrameBudgetBatchSampler`; ``batch_size`` is then unused;
-``data.max_frames=None`` batches by ``batch_size``). Not yet reproduced: the average of the last 10 epoch
-checkpoints (`average_checkpoints` exists; the engine keeps only the last and best checkpoints).
+``data.max_frames=None`` batches by ``batch_size``). The final model is the average of the weights after the
+last 10 epochs (``average_last=10``: the run directory's ``averaged.pt``, `zoo.train.checkpoint.average_checkpoints`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ __all__ = [
     "RAVEN_PRETRAIN",
     "RAVEN_RECIPES",
     "RAVEN_SPIKING_DVSLIP",
-    "average_checkpoints",
     "hybrid_ctc_attention_loss",
     "layer_decay_groups",
     "raven_pretrain_loss",
@@ -156,30 +155,6 @@ def word_error_rate_of(
     return errors / max(words, 1), hypotheses
 
 
-def average_checkpoints(state_dicts: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Element-wise average of model state dicts with the same keys (RAVEn's final model: the last 10 epochs).
-
-    Floating tensors are averaged; integer tensors (BatchNorm's ``num_batches_tracked``) are summed and
-    floor-divided, as the original's ``average_checkpoints``.
-    """
-    if not state_dicts:
-        raise ValueError("average_checkpoints needs at least one state dict")
-    keys = list(state_dicts[0])
-    for index, state in enumerate(state_dicts[1:], start=1):
-        if list(state) != keys:
-            raise ValueError(f"state dict {index} has other keys than state dict 0")
-    averaged = {}
-    count = len(state_dicts)
-    for key in keys:
-        values = [state[key] for state in state_dicts]
-        total = torch.stack([value.double() if value.is_floating_point() else value for value in values]).sum(0)
-        if values[0].is_floating_point():
-            averaged[key] = (total / count).to(values[0].dtype)
-        else:
-            averaged[key] = torch.div(total, count, rounding_mode="floor").to(values[0].dtype)
-    return averaged
-
-
 def layer_decay_groups(blocks: int, encoder_lr: float, other_lr: float, decay: float) -> tuple[dict[str, Any], ...]:
     """The original's layer-wise learning rates as `Recipe.param_groups` (lr scales relative to `other_lr`, the
     recipe's ``lr``): encoder block i -> encoder_lr * decay^(blocks - i - 1), front-end and embedding ->
@@ -233,6 +208,7 @@ def _finetune_recipe(
         loss_options={"ctc_weight": 0.1, "label_smoothing": 0.1},
         metrics=("unit_error_rate",),
         selection_metric="unit_error_rate",
+        average_last=10,
         description=description,
     )
 
