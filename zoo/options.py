@@ -218,14 +218,19 @@ def _convert(value: Any, expected: Any) -> Any:
 def _convert_sequence(value: Any, origin: type, args: tuple[Any, ...]) -> Any:
     if not isinstance(value, (tuple, list)):
         return _MISMATCH
+    return _sequence_of(list(value), origin, args, _convert)
+
+
+def _sequence_of(items: list[Any], origin: type, args: tuple[Any, ...], convert: Callable[[Any, Any], Any]) -> Any:
+    """`origin(convert(item, item_type) ...)`: one item type per slot for a fixed-length tuple hint, else `args[0]`."""
     if origin is tuple and args and args[-1] is not Ellipsis:
-        if len(value) != len(args):
+        if len(items) != len(args):
             return _MISMATCH
-        items = [_convert(item, item_type) for item, item_type in zip(value, args, strict=True)]
+        converted = [convert(item, item_type) for item, item_type in zip(items, args, strict=True)]
     else:
         item_type = args[0] if args else Any
-        items = [_convert(item, item_type) for item in value]
-    return _MISMATCH if any(item is _MISMATCH for item in items) else origin(items)
+        converted = [convert(item, item_type) for item in items]
+    return _MISMATCH if any(item is _MISMATCH for item in converted) else origin(converted)
 
 
 def _literal(text: str) -> Any:
@@ -281,15 +286,7 @@ def _parse_sequence(text: str, expected: Any, origin: type) -> Any:
         return _convert(value, expected)
     inner = text[1:-1] if text[:1] + text[-1:] in ("()", "[]") else text
     words = [word.strip() for word in inner.split(",") if word.strip()]
-    args = typing.get_args(expected)
-    if origin is tuple and args and args[-1] is not Ellipsis:
-        if len(words) != len(args):
-            return _MISMATCH
-        items = [_parse(word, item_type) for word, item_type in zip(words, args, strict=True)]
-    else:
-        item_type = args[0] if args else Any
-        items = [_parse(word, item_type) for word in words]
-    return _MISMATCH if any(item is _MISMATCH for item in items) else origin(items)
+    return _sequence_of(words, origin, typing.get_args(expected), _parse)
 
 
 def check_range(
