@@ -687,17 +687,21 @@ def span_mask(lengths: torch.Tensor, frames: int, probability: float = 0.2, span
 
     Per utterance of n valid frames: k = int(probability * n / span + u), u ~ U[0, 1), span starts drawn without
     replacement from 0 .. n - span - 1 (fewer when n is short), each masking `span` frames (spans may overlap).
-    Random draws use torch's default generator.
+    The draws are made for the whole batch at once on the CPU with torch's default generator (one copy of the
+    lengths to the host, no per-utterance loop); the mask is built there and moved to the lengths' device.
     """
-    mask = torch.zeros(len(lengths), frames, dtype=torch.bool, device=lengths.device)
-    for row, length in enumerate(lengths.tolist()):
-        count = int(probability * length / span + float(torch.rand(())))
-        choices = length - span
-        if count == 0 or choices <= 0:
-            continue
-        for start in torch.randperm(choices)[: min(count, choices)].tolist():
-            mask[row, start : start + span] = True
-    return mask
+    valid = lengths.cpu()
+    batch, positions = len(valid), max(frames - span, 1)
+    choices = valid - span
+    counts = torch.minimum((probability * valid / span + torch.rand(batch)).long(), choices.clamp(min=0))
+    keys = torch.rand(batch, positions).masked_fill(torch.arange(positions) >= choices[:, None], 2.0)
+    chosen = torch.arange(positions) < counts[:, None]
+    starts = torch.zeros(batch, frames, dtype=torch.bool)
+    starts.scatter_(1, keys.argsort(dim=1), chosen)
+    mask = starts.clone()
+    for offset in range(1, span):
+        mask[:, offset:] |= starts[:, :-offset]
+    return mask.to(lengths.device)
 
 
 class Predictor(nn.Module):
