@@ -16,8 +16,8 @@ A checkpoint is a dict saved with `torch.save`:
   the complete epochs before it
 - ``averaged`` (only in ``averaged.pt``, written at the end of a run whose recipe sets ``average_last``):
   ``{"epochs": [the epochs whose weights were averaged]}``; ``model`` then holds their mean
-  (`average_checkpoints`), ``metrics`` is empty (the epoch's results were measured with other weights) and the
-  other entries are those of the final epoch
+  (`average_checkpoints`), ``metrics`` holds ``{val_split: {...}}``, the averaged weights' own results on the
+  recipe's validation split (empty without one), and the other entries are those of the final epoch
 
 Everything is plain data or tensors, so checkpoints load with ``torch.load(..., weights_only=True)``.
 """

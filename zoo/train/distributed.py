@@ -14,7 +14,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "all_gather_objects", "all_reduce_sum", "init_world", "shutdown_world", "world_from_environment"]
+__all__ = [
+    "World",
+    "all_gather_objects",
+    "all_reduce_sum",
+    "broadcast_module_state",
+    "init_world",
+    "shutdown_world",
+    "world_from_environment",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,3 +80,10 @@ def all_gather_objects(value: Any, world: World) -> list[Any]:
     gathered: list[Any] = [None] * world.size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def broadcast_module_state(module: torch.nn.Module, world: World) -> None:
+    """Copy rank 0's parameters and buffers of `module` into every other process's `module`, in place."""
+    if world.distributed:
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)

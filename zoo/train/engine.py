@@ -6,7 +6,8 @@ and schedule built - every `ConfigError` is raised here, before the process grou
 step; finally a probe write in the run directory and a free-space check (room for the checkpoints), so that an
 unwritable folder or a full disk fails now, not after an epoch of work. Then, per epoch: train, evaluate
 `val_split`, write ``last.pt`` (and ``best.pt`` on improvement; with `Recipe.average_last` N > 0 also the weights
-``epoch-<k>.pt`` of the last N epochs and, after the final epoch, ``averaged.pt``, their mean) atomically, log
+``epoch-<k>.pt`` of the last N epochs and, after the final epoch, ``averaged.pt``, their mean, evaluated on
+`val_split`) atomically, log
 (``train.log``, ``metrics.csv``, the console through the ``zoo.train`` logger), including the fraction of the
 training time spent waiting for data.
 Under torchrun only rank 0 writes files and shows progress bars.
@@ -54,7 +55,14 @@ from zoo.train.checkpoint import (
 )
 from zoo.train.config import DEFAULT_WORKERS, RunConfig, parse_overrides, resolve_model_config, resolve_recipe
 from zoo.train.data import build_dataset, evaluation_loader, start_epoch, training_loader
-from zoo.train.distributed import World, all_gather_objects, init_world, shutdown_world, world_from_environment
+from zoo.train.distributed import (
+    World,
+    all_gather_objects,
+    broadcast_module_state,
+    init_world,
+    shutdown_world,
+    world_from_environment,
+)
 from zoo.train.interrupt import Interrupt
 from zoo.train.logs import RunLog, log_to_file
 from zoo.train.loop import EpochTotals, StepContext, evaluate_epoch, train_epoch
@@ -108,6 +116,8 @@ class RunResult:
         best: ``{"metric", "value", "epoch"}`` of the best validation result (value None without validation).
         interrupted: name of the signal that stopped training early (``"SIGTERM"``), else None; ``last.pt`` then
             holds the state after the last step and ``--resume auto`` continues it.
+        averaged_metrics: with `Recipe.average_last`, the metrics of the averaged weights (``averaged.pt``) on
+            `Recipe.val_split` once the final epoch is done (``{}`` without a validation split), else None.
     """
 
     out: Path
@@ -117,6 +127,7 @@ class RunResult:
     history: list[dict[str, Any]]
     best: dict[str, Any]
     interrupted: str | None = None
+    averaged_metrics: dict[str, float] | None = None
 
     @property
     def last_checkpoint(self) -> Path:
@@ -576,8 +587,6 @@ def _run_epoch(
         payload = _checkpoint(training, epoch + 1, global_step, rng_states, metrics, seed)
         if recipe.average_last:
             save_atomic(training.model.state_dict(), _epoch_weights_path(training.out, epoch + 1))
-            if epoch + 1 == recipe.epochs:
-                _write_averaged(training, payload)
         save_atomic(payload, training.out / "last.pt")
         if improved:
             save_atomic(payload, training.out / "best.pt")
@@ -593,6 +602,8 @@ def _run_epoch(
                 100 * data_wait["train"],
                 training.workers,
             )
+    if recipe.average_last and epoch + 1 == recipe.epochs:
+        result.averaged_metrics = _average_and_evaluate(training, context, epoch + 1, global_step, rng_states, seed)
     result.epochs_completed = epoch + 1
     result.history.append(
         {
@@ -623,25 +634,56 @@ def _delete_epoch_weights(out: Path, before: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_averaged(training: _Training, payload: dict[str, Any]) -> None:
-    """Write ``averaged.pt``: `payload` (the final epoch's checkpoint) with the mean of the kept epoch weights.
+def _average_and_evaluate(
+    training: _Training,
+    context: StepContext,
+    epoch: int,
+    global_step: int,
+    rng_states: list[dict[str, Any]],
+    seed: int,
+) -> dict[str, float]:
+    """After the final epoch: average the kept epoch weights, evaluate the mean on `Recipe.val_split` and write
+    ``averaged.pt`` with those metrics; returns them (``{}`` without a validation split).
 
-    The weights of the last `average_last` epochs that are present are averaged; after a run shorter than
-    `average_last` epochs, or with files missing, fewer (a warning names them).
+    Rank 0 reads the ``epoch-<k>.pt`` files of the last `average_last` epochs that are present (after a run
+    shorter than `average_last` epochs, or with files missing, fewer; a warning names them) and sends the mean to
+    every process, so that the evaluation is sharded as each epoch's is. The final epoch's weights are restored
+    afterwards: the run's model stays the trained one.
     """
-    recipe, out = training.recipe, training.out
-    first = max(1, recipe.epochs - recipe.average_last + 1)
-    epochs = [epoch for epoch in range(first, recipe.epochs + 1) if _epoch_weights_path(out, epoch).is_file()]
-    if len(epochs) < recipe.average_last:
-        log.warning(
-            "averaged.pt: average_last=%d but only the weights of epochs %s are present; averaging those",
-            recipe.average_last,
-            epochs,
+    recipe, world, out = training.recipe, training.world, training.out
+    final = {key: value.detach().clone() for key, value in training.model.state_dict().items()}
+    epochs: list[int] = []
+    if world.is_main:
+        first = max(1, recipe.epochs - recipe.average_last + 1)
+        epochs = [k for k in range(first, recipe.epochs + 1) if _epoch_weights_path(out, k).is_file()]
+        if len(epochs) < recipe.average_last:
+            log.warning(
+                "averaged.pt: average_last=%d but only the weights of epochs %s are present; averaging those",
+                recipe.average_last,
+                epochs,
+            )
+        states = [torch.load(_epoch_weights_path(out, k), map_location="cpu", weights_only=True) for k in epochs]
+        training.model.load_state_dict(average_checkpoints(states))
+    broadcast_module_state(training.model, world)
+    metrics: dict[str, float] = {}
+    if training.val_loader is not None:
+        split = recipe.val_split
+        totals = evaluate_epoch(context, training.val_loader, f"averaged weights {split}", split)
+        metrics = totals.reduce(world)[0]
+    if world.is_main:
+        payload = _checkpoint(
+            training, epoch, global_step, rng_states, {recipe.val_split: metrics} if metrics else {}, seed
         )
-    states = [torch.load(_epoch_weights_path(out, epoch), map_location="cpu", weights_only=True) for epoch in epochs]
-    averaged = {**payload, "model": average_checkpoints(states), "metrics": {}, "averaged": {"epochs": epochs}}
-    save_atomic(averaged, out / "averaged.pt")
-    log.info("averaged.pt: mean of the weights after epochs %s", epochs)
+        payload["averaged"] = {"epochs": epochs}
+        save_atomic(payload, out / "averaged.pt")
+        scores = " ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+        log.info(
+            "averaged.pt: mean of the weights after epochs %s%s",
+            epochs,
+            f"; {recipe.val_split} {scores}" if metrics else "",
+        )
+    training.model.load_state_dict(final)
+    return metrics
 
 
 def _is_better(value: float, best: float | None, higher: bool) -> bool:

@@ -82,8 +82,9 @@ class Recipe:
     Other:
         average_last: if > 0, the weights after each of the last `average_last` epochs are kept
             (``epoch-<k>.pt``, plain state dicts; older ones are deleted) and the end of training writes
-            ``averaged.pt``, a checkpoint holding their element-wise mean (`zoo.train.checkpoint.average_checkpoints`),
-            e.g. RAVEn's final model, the average of the last 10 epochs. 0: off.
+            ``averaged.pt``, a checkpoint holding their element-wise mean (`zoo.train.checkpoint.average_checkpoints`)
+            and that mean's metrics on `val_split`, e.g. RAVEn's final model, the average of the last 10 epochs.
+            0: off.
         eval_batch_size: batch size for validation/evaluation (``None``: `batch_size`).
         ddp_find_unused_parameters: passed to `DistributedDataParallel` (needed when some parameters get no
             gradient in a step).
