@@ -13,8 +13,13 @@ from zoo.registry import TensorSpec, get_entry, small_inputs
 MODELS = zoo.list_models()
 
 
-def first_float_input(name: str) -> str:
-    return next(key for key, spec in get_entry(name).inputs.items() if getattr(torch, spec.dtype).is_floating_point)
+def float_inputs(name: str) -> list[str]:
+    return [key for key, spec in get_entry(name).inputs.items() if getattr(torch, spec.dtype).is_floating_point]
+
+
+FLOAT_INPUT_MODELS = [name for name in MODELS if float_inputs(name)]
+INTEGER_INPUT_MODELS = [name for name in MODELS if not float_inputs(name)]
+"""Models that read integers only (e.g. token ids of a language model)."""
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +34,13 @@ def small_model(name: str, built: dict[str, torch.nn.Module]) -> torch.nn.Module
     return built[name]
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", FLOAT_INPUT_MODELS)
 def test_every_model_refuses_wrong_dtype_rank_and_non_finite_inputs(
     name: str, built: dict[str, torch.nn.Module], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = small_model(name, built)
     inputs = small_inputs(name)
-    key = first_float_input(name)
+    key = float_inputs(name)[0]
     good = inputs[key]
     with pytest.raises(TypeError, match=rf"{name}: input '{key}' must be float32, got float64; convert it with "):
         model(**{**inputs, key: good.double()})
@@ -50,6 +55,20 @@ def test_every_model_refuses_wrong_dtype_rank_and_non_finite_inputs(
     monkeypatch.setenv(CHECK_INPUTS_ENV, "1")
     with pytest.raises(ValueError, match=rf"{name}: input '{key}' holds 1 non-finite values"):
         model(**{**inputs, key: poisoned})
+
+
+@pytest.mark.parametrize("name", INTEGER_INPUT_MODELS)
+def test_integer_input_models_refuse_wrong_dtype_and_rank(name: str, built: dict[str, torch.nn.Module]) -> None:
+    model = small_model(name, built)
+    inputs = small_inputs(name)
+    key = next(iter(inputs))
+    good = inputs[key]
+    with pytest.raises(TypeError, match=rf"{name}: input '{key}' must be an integer tensor \(int64\), got float32"):
+        model(**{**inputs, key: good.float()})
+    with pytest.raises(ValueError, match=rf"{name}: input '{key}' must have {good.dim()} axes"):
+        model(**{**inputs, key: good[0]})
+    with pytest.raises(TypeError, match=rf"{name}: input '{key}' must be a torch.Tensor"):
+        model(**{**inputs, key: good.tolist()})
 
 
 def test_named_axes_fixed_sizes_and_integer_inputs() -> None:

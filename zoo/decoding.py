@@ -4,10 +4,13 @@ word error rate.
 Beam search (hybrid CTC/attention decoding, Watanabe et al. 2017, "Hybrid CTC/Attention Architecture for
 End-to-End Speech Recognition", section III and Algorithm 2). A hypothesis h = <sos> y_1 .. y_n is scored
 
-    score(h) = (1 - lambda) log p_att(y_1..y_n | x) + lambda log p_ctc(y_1..y_n ... | x)                     (1)
+    score(h) = (1 - lambda) log p_att(y_1..y_n | x) + lambda log p_ctc(y_1..y_n ... | x) + beta log p_lm(y_1..y_n)   (1)
 
 with p_ctc the CTC *prefix* probability (every label sequence that starts with y_1..y_n); for an ended hypothesis
-(y_n = <eos>) it is the full CTC probability of y_1..y_{n-1}. lambda = 0.1 in RAVEn. The prefix probability of
+(y_n = <eos>) it is the full CTC probability of y_1..y_{n-1}. lambda = 0.1 in RAVEn. The last term is shallow fusion
+with a language model (`IncrementalLanguageModel`, e.g. `zoo.models.raven_lm.RAVEnLM`; <eos> scored too): beta = 0
+(no LM) by default, 0.2 or 0.3 in RAVEn's "+LM" rows. As in ESPnet, the LM joins the total score only: the
+candidates of a hypothesis are still its best units by attention score. The prefix probability of
 h = g + c follows from g's forward variables r^n_t(g) (prefix ending in c's label at frame t) and r^b_t(g)
 (ending in blank), in the log domain:
 
@@ -22,9 +25,9 @@ score (1.5 x beam, as ESPnet) get CTC scores; the blank unit is never a candidat
 
 The search runs all utterances of a batch and all their beams as one batch of B x K hypotheses on the device.
 A hypothesis that emits <eos> ends; an utterance stops when its best ended score is at least the best running
-score (scores never increase, so no running hypothesis can overtake it: the result equals an exhaustive search
-restricted to the beam), or after T steps (T = its number of encoder frames; the running hypotheses then end
-as they are, like ESPnet at maxlenratio 0).
+score (scores never increase, every term of (1) being a log-probability, so no running hypothesis can overtake it:
+the result equals an exhaustive search restricted to the beam), or after T steps (T = its number of encoder
+frames; the running hypotheses then end as they are, like ESPnet at maxlenratio 0).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from zoo.layers.valid_steps import valid_mask
 
 __all__ = [
     "IncrementalDecoder",
+    "IncrementalLanguageModel",
     "UnitList",
     "beam_search",
     "ctc_greedy",
@@ -62,6 +66,22 @@ class IncrementalDecoder(Protocol):
     def init_state(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> DecoderStateLike: ...
 
     def step(self, tokens: torch.Tensor, state: DecoderStateLike) -> tuple[torch.Tensor, DecoderStateLike]: ...
+
+
+class LanguageModelStateLike(Protocol):
+    def select(self, index: torch.Tensor) -> LanguageModelStateLike: ...
+
+
+class IncrementalLanguageModel(Protocol):
+    """What `beam_search` needs of a language model for shallow fusion (e.g. `zoo.models.raven_lm.RAVEnLM`):
+    `init_state` for N hypotheses that have read nothing, `step` reading each hypothesis's last unit [N] (<sos> = the
+    beam search's `eos` first) and giving log-probabilities of the next unit [N, V]."""
+
+    def init_state(self, hypotheses: int, device: torch.device) -> LanguageModelStateLike: ...
+
+    def step(
+        self, tokens: torch.Tensor, state: LanguageModelStateLike
+    ) -> tuple[torch.Tensor, LanguageModelStateLike]: ...
 
 
 def ctc_greedy(logits: torch.Tensor, lengths: torch.Tensor | None = None, blank: int = 0) -> list[list[int]]:
@@ -208,6 +228,8 @@ def beam_search(
     beam_size: int = 40,
     ctc_weight: float = 0.1,
     pre_beam: int | None = None,
+    lm: IncrementalLanguageModel | None = None,
+    lm_weight: float = 0.0,
 ) -> list[list[int]]:
     """Hybrid CTC/attention beam search, eq. (1), for a batch of utterances at once.
 
@@ -219,6 +241,7 @@ def beam_search(
         beam_size: K hypotheses kept per utterance (40 in RAVEn).
         ctc_weight: lambda of eq. (1) (0.1 in RAVEn).
         pre_beam: candidate units per hypothesis that get CTC scores (default int(1.5 K), at most V - 1).
+        lm: language model fused with weight `lm_weight` (beta of eq. (1)); unused when None or `lm_weight` is 0.
 
     Returns:
         the best hypothesis of each utterance as unit ids (without <sos>/<eos>).
@@ -238,6 +261,8 @@ def beam_search(
     blank_log_probs = log_probs[..., blank][utterance]  # [N, T]
 
     state = decoder.init_state(memory, memory_valid).select(utterance)
+    fuse_lm = lm is not None and lm_weight != 0.0
+    lm_state = lm.init_state(hyps, device) if fuse_lm else None
     r_nonblank = log_probs.new_full((hyps, frames), -math.inf)
     r_blank = blank_log_probs.cumsum(1)
     psi = log_probs.new_zeros(hyps)
@@ -263,6 +288,9 @@ def beam_search(
         total = (
             scores.reshape(hyps, 1) + (1.0 - ctc_weight) * candidate_attention + ctc_weight * (psi_new - psi[:, None])
         )
+        if fuse_lm:
+            lm_log_probs, next_lm_state = lm.step(last, lm_state)
+            total = total + lm_weight * lm_log_probs.float().gather(1, candidates)
         total = total.masked_fill(total.isnan(), -math.inf)  # -inf - (-inf): dead or CTC-impossible hypotheses
         top_scores, top_index = total.view(batch, beam * pre_beam).topk(beam, dim=1)
         source = (offsets + top_index // pre_beam).reshape(-1)
@@ -270,6 +298,8 @@ def beam_search(
         new_units = candidates[source, column]
         tokens = torch.cat((tokens[source], new_units[:, None]), dim=1)
         state = next_state.select(source, reorder_memory=False)
+        if fuse_lm:
+            lm_state = next_lm_state.select(source)
         r_nonblank, r_blank, psi = r_n[source, column], r_b[source, column], psi_new[source, column]
         last, scores = new_units, top_scores
 

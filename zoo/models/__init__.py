@@ -5,4 +5,4 @@ hyper-parameters, then "Conversion from the original checkpoints": its `zoo.conv
 converters) and adds one import line here.
 """
 
-from zoo.models import raven, respike, sparch, spikgru, stereospike  # noqa: F401  (imported to register their builders)
+from zoo.models import raven, raven_lm, respike, sparch, spikgru, stereospike  # noqa: F401  (imported to register their builders)
