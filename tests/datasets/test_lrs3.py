@@ -1,4 +1,5 @@
-"""LRS3 in RAVEn's layout: tiny real files (FFV1 .avi mouth crops, 16 kHz .wav, label CSVs) written here."""
+"""LRS3 in RAVEn's layout: tiny real files (FFV1 .avi mouth crops, 16 kHz .wav of eSpeak NG speaking each
+transcript, label CSVs of a tiny unit list) written here."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from espeak_speech import SPEECH_RATE, speech_16k
 
 from zoo.datasets import LRS3, get_dataset
 from zoo.datasets.lrs3 import (
     CSV_SUFFIX,
+    SAMPLES_PER_FRAME,
     FrameBudgetBatchSampler,
     Utterance,
     crop_mouths,
@@ -21,12 +24,33 @@ from zoo.datasets.lrs3 import (
 )
 from zoo.datasets.lrs3 import main as lrs3_main
 from zoo.datasets.video import read_frames, write_video
+from zoo.decoding import UnitList
 from zoo.train import get_recipe
 from zoo.train.data import evaluation_loader, start_epoch, training_loader
 from zoo.train.distributed import World
 
 STD = 0.165
-UTTERANCES = [("spk1/00001", 12, (5, 7, 9)), ("spk1/00002", 7, (3,)), ("spk2/00001", 9, (4, 4, 1, 2))]
+UNITS = UnitList(
+    {
+        1: "\u2581ONE",
+        2: "\u2581TWO",
+        3: "\u2581THREE",
+        4: "\u2581FOUR",
+        5: "\u2581SEVEN",
+        7: "\u2581RED",
+        9: "\u2581BLUE",
+    }
+)
+"""The tiny unit list of the label CSVs (a SentencePiece-style list: ``\u2581`` starts a word)."""
+UTTERANCES = [("spk1/00001", (5, 7, 9)), ("spk1/00002", (3,)), ("spk2/00001", (4, 4, 1, 2))]
+"""(stem, unit ids): eSpeak NG speaks each transcript at 250 words per minute (0.2 .. 0.7 s)."""
+WORDS_PER_MINUTE = 250
+
+
+def spoken_frames(index: int, samples: int) -> int:
+    """Video frames of utterance `index` with `samples` of speech: the last one is cut to whole 40 ms frames, the
+    others get one frame more than the speech fills, so the audiovisual items both pad and cut audio."""
+    return samples // SAMPLES_PER_FRAME + (index < len(UTTERANCES) - 1)
 
 
 def gray_frames(frames: int, seed: int) -> np.ndarray:
@@ -45,13 +69,13 @@ def write_lrs3(root: Path) -> dict[str, np.ndarray]:
     """Every split lists the same three utterances; returns the written frames and waveforms by stem."""
     written = {}
     rows = []
-    for index, (stem, frames, units) in enumerate(UTTERANCES):
+    for index, (stem, units) in enumerate(UTTERANCES):
+        waveform = speech_16k(UNITS.text(units).lower(), words_per_minute=WORDS_PER_MINUTE).numpy()
+        frames = spoken_frames(index, len(waveform))
         video = gray_frames(frames, index)
         write_video(root / "LRS3_h96w96_avi" / f"{stem}.avi", np.repeat(video[..., None], 3, -1), codec="ffv1")
-        samples = frames * 640 - 100 + 250 * index  # not a multiple of 640: cut or padded for audiovisual
-        waveform = (0.3 * np.sin(np.arange(samples) * 0.05 * (index + 1))).astype(np.float32)
         (root / "LRS3_audio" / stem).parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", waveform, 16000, subtype="PCM_16")
+        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", waveform, SPEECH_RATE, subtype="PCM_16")
         written[stem] = video
         written[stem + ".wav"] = soundfile.read(root / "LRS3_audio" / f"{stem}.wav", dtype="float32")[0]
         rows.append(Utterance("lrs3", f"{stem}.avi", frames, units))
@@ -73,9 +97,10 @@ def normalised(pixels: np.ndarray) -> torch.Tensor:
 def test_test_split_gives_centre_crops_and_units(lrs3_root) -> None:
     root, written = lrs3_root
     dataset = get_dataset("lrs3")(root, "test")
-    assert len(dataset) == 3 and dataset.sizes == [12, 7, 9]
+    sizes = [len(written[stem]) for stem, _ in UTTERANCES]
+    assert len(dataset) == 3 and dataset.sizes == sizes
     frames, units = dataset[0]
-    assert frames.shape == (12, 88, 88) and frames.dtype == torch.float32
+    assert frames.shape == (sizes[0], 88, 88) and frames.dtype == torch.float32
     assert units.tolist() == [5, 7, 9]
     expected = normalised(written["spk1/00001"][:, 4:92, 4:92])
     assert (frames - expected).abs().max() < 3 / 255 / STD  # FFV1 stores YUV: RGB <-> YUV rounding only
@@ -123,21 +148,26 @@ def test_audio_and_audiovisual_items(lrs3_root) -> None:
     torch.testing.assert_close(waveform, torch.from_numpy(written["spk1/00002.wav"]))
     assert units.tolist() == [3]
     both = LRS3(root, "test", modality="audiovisual")
-    (video, audio_padded), _ = both[0]  # 12 * 640 - 100 samples written: zero-padded to 12 * 640
-    assert video.shape[0] == 12 and audio_padded.shape == (12 * 640,)
-    torch.testing.assert_close(audio_padded[:-100], torch.from_numpy(written["spk1/00001.wav"]))
-    assert (audio_padded[-100:] == 0).all()
-    (video, audio_cut), _ = both[2]  # 9 * 640 + 400 samples: cut to 9 * 640
-    assert video.shape[0] == 9 and audio_cut.shape == (9 * 640,)
-    torch.testing.assert_close(audio_cut, torch.from_numpy(written["spk2/00001.wav"])[: 9 * 640])
+    (video, audio_padded), _ = both[0]  # the speech ends inside the last frame: zero-padded to whole frames
+    spoken, frames = written["spk1/00001.wav"], len(written["spk1/00001"])
+    assert 0 < frames * 640 - len(spoken) < 640
+    assert video.shape[0] == frames and audio_padded.shape == (frames * 640,)
+    torch.testing.assert_close(audio_padded[: len(spoken)], torch.from_numpy(spoken))
+    assert (audio_padded[len(spoken) :] == 0).all()
+    (video, audio_cut), _ = both[2]  # the speech runs past the last frame: cut to whole frames
+    spoken, frames = written["spk2/00001.wav"], len(written["spk2/00001"])
+    assert 0 < len(spoken) - frames * 640 < 640
+    assert video.shape[0] == frames and audio_cut.shape == (frames * 640,)
+    torch.testing.assert_close(audio_cut, torch.from_numpy(spoken)[: frames * 640])
 
 
 def test_collate_pads_inputs_lengths_and_units(lrs3_root) -> None:
-    root, _ = lrs3_root
+    root, written = lrs3_root
     dataset = LRS3(root, "test")
     inputs, target = dataset.collate_fn([dataset[0], dataset[1]])
-    assert inputs["x"].shape == (2, 12, 88, 88) and inputs["lengths"].tolist() == [12, 7]
-    assert (inputs["x"][1, 7:] == 0).all()
+    long, short = len(written["spk1/00001"]), len(written["spk1/00002"])
+    assert inputs["x"].shape == (2, long, 88, 88) and inputs["lengths"].tolist() == [long, short] and short < long
+    assert (inputs["x"][1, short:] == 0).all()
     assert target.tolist() == [[5, 7, 9], [3, -1, -1]] and torch.equal(inputs["tokens"], target)
 
 
@@ -238,21 +268,24 @@ def test_mouth_crops_are_centred_on_the_mouth(tmp_path: Path) -> None:
 def test_engine_loaders_batch_lrs3_by_total_frames(lrs3_root) -> None:
     """With max_frames the training loader takes the dataset's batches (padded batch <= budget, every utterance
     once per epoch) and the evaluation loaders of 2 processes see every utterance exactly once."""
-    root, _ = lrs3_root
+    root, written = lrs3_root
+    sizes = sorted(len(written[stem]) for stem, _ in UTTERANCES)
+    budget = 2 * sizes[1]  # batches [longest] and [middle, shortest]
+    assert sizes[1] < sizes[2] <= budget
     recipe = get_recipe("raven-vsr-base-lrs3")
-    dataset = LRS3(root, "test", max_frames=20)  # sizes 12, 7, 9: batches [12] and [9, 7] (2 x 9 <= 20)
+    dataset = LRS3(root, "test", max_frames=budget)
     loader, sampler = training_loader(dataset, recipe, World(rank=0, local_rank=0, size=1), 0, 0, False)
     start_epoch(loader, sampler, 0, 0, World(rank=0, local_rank=0, size=1))
     seen = []
     for inputs, _ in loader:
-        assert inputs["x"].shape[0] * inputs["x"].shape[1] <= 20
+        assert inputs["x"].shape[0] * inputs["x"].shape[1] <= budget
         seen += inputs["lengths"].tolist()
-    assert sorted(seen) == [7, 9, 12] and len(loader) == 2
+    assert sorted(seen) == sizes and len(loader) == 2
     shares = []
     for rank in range(2):
         batches = evaluation_loader(dataset, 8, World(rank=rank, local_rank=rank, size=2), 0, False)
         shares += [length for inputs, _ in batches for length in inputs["lengths"].tolist()]
-    assert sorted(shares) == [7, 9, 12]
+    assert sorted(shares) == sizes
     assert LRS3(root, "test").batch_sampler(1, 0, 0, True) is None  # no max_frames: batch_size
     with pytest.raises(ValueError, match="max_frames must be >= 1"):
         LRS3(root, "test", max_frames=0)
