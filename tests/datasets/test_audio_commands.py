@@ -1,10 +1,13 @@
 """Heidelberg Digits / Speech Commands on real speech: espeak-ng digits and words stored under tests/assets/speech
 (16 kHz FLAC and WAV, one 8 kHz FLAC resampled from the 16 kHz one; tests/assets/speech/README.md says how they were
-made), laid out in the published folder structures; plus a test that synthesises new audio with espeak-ng and sox.
+made), laid out in the published folder structures; plus speech synthesised here at eSpeak NG's native 22.05 kHz
+(`espeak_speech`), which the datasets resample, compared with the stored words and, where sox is installed, with
+sox's conversion of the same synthesis.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from espeak_speech import speech
 from torch.utils.data import DataLoader
 
 from zoo.datasets import HeidelbergDigits, SpeechCommands
@@ -246,15 +250,39 @@ def test_speech_commands_accepts_a_subset_of_words_with_its_label_map(tmp_path: 
         SpeechCommands(root, "train", words=("yes", "up"))
 
 
-@pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-    reason="needs espeak-ng and sox (Debian: apt-get install espeak-ng sox) to synthesise speech",
-)
-def test_freshly_synthesised_speech_at_the_native_espeak_rate(tmp_path: Path) -> None:
-    """espeak-ng speaks at 22.05 kHz; our resampling must give the same features as sox's conversion to 16 kHz."""
+def aligned_distance(ours: torch.Tensor, stored: torch.Tensor, max_shift: int = 6) -> float:
+    """Mean |difference| of two filterbanks [frames, bins], ours started up to `max_shift` frames later (the stored
+    words lost their leading silence to sox, fresh syntheses keep theirs); the best shift counts."""
+    distances = []
+    for shift in range(max_shift + 1):
+        frames = min(len(ours) - shift, len(stored))
+        distances.append((ours[shift : shift + frames] - stored[:frames]).abs().mean().item())
+    return min(distances)
+
+
+def test_native_rate_speech_is_resampled_to_the_stored_words(tmp_path: Path) -> None:
+    """A 22.05 kHz file of eSpeak NG's library speaking "yes" (at -s 220, as the assets were made) reads as 16 kHz
+    features that match the stored "yes" (espeak-ng 1.51, resampled by sox) and not the stored "no"."""
+    samples, rate = speech("yes", words_per_minute=220)
+    root = make_sc(tmp_path / "sc", {}, val=["yes/espeak_nohash_0.wav"], test=[])
+    soundfile.write(root / "yes" / "espeak_nohash_0.wav", samples, rate, subtype="PCM_16")
+    assert soundfile.info(root / "yes" / "espeak_nohash_0.wav").samplerate == rate == 22050
+    features, label = SpeechCommands(root, "val")[0]
+    assert int(label) == SPEECH_COMMANDS_WORDS.index("yes")
+    resampled = math.ceil(len(samples) * 16000 / rate)
+    assert len(features) == 1 + (resampled - 400) // 160, "25 ms / 10 ms frames of the 16 kHz resampled speech"
+    same = aligned_distance(features, log_mel_fbank(*read_audio(ASSETS / "yes_16k.wav")))
+    other = aligned_distance(features, log_mel_fbank(*read_audio(ASSETS / "no_16k.wav")))
+    assert same < 1.0 < 2.0 < other, (same, other)
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox (Debian: apt-get install sox) to convert speech")
+def test_resampling_matches_sox_on_freshly_synthesised_speech(tmp_path: Path) -> None:
+    """eSpeak NG speaks at 22.05 kHz; our resampling must give the same features as sox's conversion to 16 kHz."""
     root = make_sc(tmp_path / "sc", {}, val=["seven/espeak_nohash_0.wav"], test=["seven/sox_nohash_0.wav"])
     native, by_sox_file = root / "seven" / "espeak_nohash_0.wav", root / "seven" / "sox_nohash_0.wav"
-    subprocess.run(["espeak-ng", "-w", str(native), "seven"], check=True)
+    samples, rate = speech("seven")
+    soundfile.write(native, samples, rate, subtype="PCM_16")
     subprocess.run(["sox", "-D", str(native), "-r", "16000", str(by_sox_file)], check=True)  # -D: no dither
     assert soundfile.info(native).samplerate != 16000
     ours, label = SpeechCommands(root, "val")[0]
