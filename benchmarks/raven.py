@@ -1,0 +1,500 @@
+"""RAVEn speed: relative-position attention through SDPA against the original structure run eagerly, and batched
+beam search against the original's per-utterance loop (issue 14, "Performance").
+
+Usage:
+    python -m benchmarks.raven [--device cuda|cpu] [--precision bf16|fp32] [--quick]
+        [--parts encoder backend attention decoding] [--modes training inference] [--batch B] [--frames T]
+        [--utterances U] [--decode-frames MIN MAX] [--beam 40] [--ctc-weight 0.1] [--warmup N] [--repeats N]
+        [--decode-repeats N] [--threads 1] [--out benchmarks/results]
+
+Attention (``encoder``, ``backend``, ``attention`` parts). Each part runs in two structures on the same input in the
+same process, with the same weights: ``attention="sdpa"`` (jellyzoo: `F.scaled_dot_product_attention`, positional
+term as an additive bias read from the [T, 2T-1] product through a strided view) and ``attention="reference"`` (the
+original ESPnet structure run eagerly: both score matrices, zero-pad + reshape shift, masked softmax, weighted sum).
+Runs alternate between the two (one of each per repeat), so drift on a shared machine hits both alike. Parts:
+- ``encoder``: the whole Base video encoder (`zoo.build("raven-video-base")`: 3-D stem + ResNet-18 front-end and
+  12 Transformer blocks, d 512, 8 heads) on video [B, T, 88, 88];
+- ``backend``: its 12 blocks alone (`RAVEnEncoder` with an identity front-end, the same weights) on front-end
+  features [B, T, 512];
+- ``attention``: the first block's relative-position attention layer alone on [B, T, 512].
+The batch is padded as a length-bucketed LRS3 batch: lengths evenly spaced from T down to 0.8 T. Modes:
+``training``: forward + backward in ``train()`` mode (the fine-tuning dropouts, 0.1), loss = mean square of the
+output; ``inference``: forward in ``eval()`` mode under ``torch.no_grad()``. ``--precision bf16``: bf16 autocast.
+
+Decoding (``decoding``): hybrid CTC/attention beam search (`zoo.decoding.beam_search`, beam 40, CTC weight 0.1,
+pre-beam 60, as RAVEn) with the decoder of `raven-vsr-base` (6 layers, d 512, random weights) on its encoder's output
+for U utterances of lengths evenly spaced between MIN and MAX frames (computed once, not timed). ``batched``: one
+call for all U utterances; ``per-utterance loop``: the original's structure, ESPnet's batch beam search called once
+per utterance, here `beam_search` on each utterance alone (B = 1, its own length, no padding), in a Python loop.
+With random weights <eos> is seldom the best choice, so hypotheses tend to run to the utterance's length (the search
+stops after T steps at the latest, as ESPnet at maxlenratio 0); the report lists the decoder steps and hypothesis
+lengths of both, and how many best hypotheses the two runs agree on.
+
+Sizes: defaults are the issue's (B = 8, T = 150 for the attention parts; U = 32 utterances of 100..150 frames, LRS3
+lengths at 25 fps). ``--quick`` (CPU): the encoder at B = 2, T = 25, the back-end and the attention layer at B = 2,
+T = 150, decoding U = 4 utterances of 12..20 frames; ``--batch`` / ``--frames`` override the attention parts' sizes.
+
+Method (`benchmarks.measurement`): warm-up runs, then the median of the timed runs, CUDA events on the GPU; on the
+CPU ``--threads`` threads (default 1) and process CPU time, what other jobs on a shared machine disturb least. Each
+row has ``reference time / sdpa time`` (or ``loop time / batched time``) beside it. Floors: the FLOPs of one run
+(`torch.utils.flop_counter`: matrix products, convolutions and attention, forward and backward) over the rate of a
+large matrix product measured on the same device at the same precision (the GEMM rate): no implementation of the
+same products can be faster (PyTorch's counter does not count the CPU fused attention kernel, which only the
+decoder's attention runs at inference: on the CPU the decoding floor misses those products). Peak memory (CUDA
+allocator) on a GPU.
+
+Writes ``raven_<device>_<date>[_quick].{json,md,png}`` with the environment (device, driver, CUDA, versions, commit,
+date, command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import zoo
+from benchmarks.measurement import environment, measure_ms, summary_ms
+from zoo.decoding import beam_search
+from zoo.layers.attention import relative_sinusoids
+from zoo.models.raven import BLANK_ID, RAVEnEncoder
+from zoo.registry import get_entry
+
+ENCODER = "raven-video-base"
+RECOGNIZER = "raven-vsr-base"
+STRUCTURES = ("sdpa", "reference")
+ENCODER_PARTS = ("encoder", "backend", "attention")
+PARTS = (*ENCODER_PARTS, "decoding")
+MODES = ("training", "inference")
+SIZES = {"encoder": (8, 150), "backend": (8, 150), "attention": (8, 150)}
+"""(B, T) of each attention part: the issue's B = 8, T = 150."""
+QUICK_SIZES = {"encoder": (2, 25), "backend": (2, 150), "attention": (2, 150)}
+"""--quick: the front-end dominates the encoder's CPU time, so the encoder runs 25 frames; the rest LRS3 lengths."""
+DECODING = {"utterances": 32, "frames": (100, 150)}
+QUICK_DECODING = {"utterances": 4, "frames": (12, 20)}
+SHORTEST_FRACTION = 0.8
+"""The padded training batch: lengths evenly spaced from T down to this fraction of T."""
+
+
+def padded_lengths(batch: int, frames: int, shortest: int) -> torch.Tensor:
+    """Lengths [batch] evenly spaced from `frames` down to `shortest` (rounded): a length-bucketed batch."""
+    return torch.linspace(frames, shortest, batch).round().long()
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast for ``bf16``, nothing for ``fp32``."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def gemm_rate(device: torch.device, precision: str, warmup: int, repeats: int) -> dict[str, float]:
+    """FLOP/s of a square matrix product (n = 4096 on a GPU, 1024 on the CPU) at the precision."""
+    n = 4096 if device.type == "cuda" else 1024
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    times = measure_ms(lambda _: a @ b, device, warmup, repeats, cpu_time=True)
+    return {"n": n, "flops_per_s": 2 * n**3 / (statistics.median(times) * 1e-3)}
+
+
+class EncoderPart:
+    """One encoder part (the encoder, its back-end or one attention layer) in both structures: modules, inputs, and a
+    training step or an inference per structure (`run`).
+
+    `encoders`: the Base video encoder in each structure, with the same weights (`build_encoders`); the back-end and
+    attention parts copy their weights from them.
+    """
+
+    def __init__(
+        self,
+        part: str,
+        encoders: dict[str, RAVEnEncoder],
+        batch: int,
+        frames: int,
+        device: torch.device,
+        precision: str,
+    ) -> None:
+        self.part, self.batch, self.frames, self.device, self.precision = part, batch, frames, device, precision
+        lengths = padded_lengths(batch, frames, round(SHORTEST_FRACTION * frames)).to(device)
+        self.lengths = lengths
+        if part == "encoder":
+            self.modules = encoders
+            self.inputs: tuple[Any, ...] = (torch.randn(batch, frames, 88, 88, device=device), lengths)
+        else:
+            config = {key: value for key, value in get_entry(ENCODER).default_config.items() if key != "attention"}
+            self.modules = {}
+            for structure, encoder in encoders.items():
+                backend = RAVEnEncoder("video", **config, attention=structure, frontend=nn.Identity())
+                weights = {k: v for k, v in encoder.state_dict().items() if not k.startswith("frontend.")}
+                backend.load_state_dict(weights)
+                self.modules[structure] = backend if part == "backend" else backend.blocks[0].attn
+            features = torch.randn(batch, frames, config["dim"], device=device, requires_grad=True)
+            if part == "backend":
+                self.inputs = (features, lengths)
+            else:
+                key_valid = torch.arange(frames, device=device)[None, :] < lengths[:, None]
+                self.inputs = (features, relative_sinusoids(frames, config["dim"], device), key_valid)
+        for module in self.modules.values():
+            module.to(device)
+
+    def run(self, structure: str, mode: str) -> Callable[[int], None]:
+        """`training`: forward + backward of `structure` in train mode on the part's input (gradients reset first);
+        `inference`: forward in eval mode under `torch.no_grad()`."""
+        module = self.modules[structure]
+
+        def infer(_: int) -> None:
+            module.eval()
+            with torch.no_grad(), autocast(self.device, self.precision):
+                module(*self.inputs)
+
+        def train(_: int) -> None:
+            module.train()
+            module.zero_grad(set_to_none=True)
+            for tensor in self.inputs:
+                if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
+                    tensor.grad = None
+            with autocast(self.device, self.precision):
+                output = module(*self.inputs)
+            output.float().square().mean().backward()
+
+        return train if mode == "training" else infer
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        names = ("x", "pos_emb", "key_valid") if self.part == "attention" else ("x", "lengths")
+        return {name: list(tensor.shape) for name, tensor in zip(names, self.inputs, strict=True)}
+
+
+def build_encoders() -> dict[str, RAVEnEncoder]:
+    """`raven-video-base` with ``attention="sdpa"`` and ``"reference"``, the same (seed 0) weights in both."""
+    torch.manual_seed(0)
+    encoders = {structure: zoo.build(ENCODER, attention=structure) for structure in STRUCTURES}
+    encoders["reference"].load_state_dict(encoders["sdpa"].state_dict())
+    return encoders
+
+
+def flops_of(run: Callable[[int], object]) -> int:
+    """FLOPs of one call of `run` (matrix products, convolutions, attention; forward and backward)."""
+    with FlopCounterMode(display=False) as counter:
+        run(0)
+    return counter.get_total_flops()
+
+
+def peak_memory_bytes(run: Callable[[int], object], device: torch.device) -> int | None:
+    """CUDA allocator peak of one call of `run` above what was allocated before it; None on the CPU."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    run(0)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def alternate(
+    runs: dict[str, Callable[[int], object]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Milliseconds of each run, one of each per repeat in turn, after `warmup` rounds of all (CPU time on CPU)."""
+    for k in range(warmup):
+        for run in runs.values():
+            run(k)
+    times: dict[str, list[float]] = {label: [] for label in runs}
+    for _ in range(repeats):
+        for label, run in runs.items():
+            times[label] += measure_ms(run, device, 0, 1, cpu_time=True)
+    return times
+
+
+def encoder_rows(args: argparse.Namespace, device: torch.device, rate: float) -> list[dict[str, Any]]:
+    """Both structures of every selected attention part in every selected mode (`encoder_row`)."""
+    rows = []
+    encoders = build_encoders()
+    for part in (p for p in ENCODER_PARTS if p in args.parts):
+        batch, frames = (QUICK_SIZES if args.quick else SIZES)[part]
+        batch, frames = args.batch or batch, args.frames or frames
+        print(f"{part}: B={batch}, T={frames}", file=sys.stderr)
+        bench = EncoderPart(part, encoders, batch, frames, device, args.precision)
+        for mode in args.modes:
+            runs = {structure: bench.run(structure, mode) for structure in STRUCTURES}
+            times = alternate(runs, device, args.warmup, args.repeats)
+            rows += [
+                encoder_row(part, mode, structure, bench, times, runs[structure], device, rate)
+                for structure in STRUCTURES
+            ]
+    return rows
+
+
+def encoder_row(
+    part: str,
+    mode: str,
+    structure: str,
+    bench: EncoderPart,
+    times: dict[str, list[float]],
+    run: Callable[[int], None],
+    device: torch.device,
+    rate: float,
+) -> dict[str, Any]:
+    """One report row of an encoder part: sizes, time summary, ratio to sdpa, FLOPs, floor, CUDA peak memory."""
+    flops = flops_of(run)
+    return {
+        "part": part,
+        "mode": mode,
+        "structure": structure,
+        "batch": bench.batch,
+        "frames": bench.frames,
+        "lengths": bench.lengths.tolist(),
+        "input_shapes": bench.input_shapes(),
+        **summary_ms(times[structure]),
+        "ratio": statistics.median(times[structure]) / statistics.median(times["sdpa"]),
+        "flops": flops,
+        "floor_ms": 1e3 * flops / rate,
+        "peak_memory_bytes": peak_memory_bytes(run, device),
+    }
+
+
+class CountingDecoder:
+    """An `IncrementalDecoder` that counts its steps (decoder calls, one per search step)."""
+
+    def __init__(self, decoder: Any) -> None:
+        self.decoder, self.steps = decoder, 0
+
+    def init_state(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> Any:
+        return self.decoder.init_state(memory, memory_valid)
+
+    def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        self.steps += 1
+        return self.decoder.step(tokens, state)
+
+
+def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -> list[dict[str, Any]]:
+    """Batched beam search vs the per-utterance loop on one set of encoder outputs."""
+    utterances = args.utterances or (QUICK_DECODING if args.quick else DECODING)["utterances"]
+    shortest, longest = args.decode_frames or (QUICK_DECODING if args.quick else DECODING)["frames"]
+    print(f"decoding: {utterances} utterances of {shortest}..{longest} frames, beam {args.beam}", file=sys.stderr)
+    torch.manual_seed(0)
+    recognizer = zoo.build(RECOGNIZER).to(device).eval()
+    lengths = padded_lengths(utterances, longest, shortest).to(device)
+    with torch.no_grad(), autocast(device, args.precision):
+        memory, valid = recognizer.encode(torch.randn(utterances, longest, 88, 88, device=device), lengths)
+        log_probs = torch.log_softmax(recognizer.ctc_head(memory).float(), dim=-1)
+    settings = dict(eos=recognizer.eos_id, blank=BLANK_ID, beam_size=args.beam, ctc_weight=args.ctc_weight)
+
+    def batched(decoder: Any) -> list[list[int]]:
+        with autocast(device, args.precision):
+            return beam_search(decoder, memory, valid, log_probs, **settings)
+
+    frame_counts = lengths.tolist()
+
+    def loop(decoder: Any) -> list[list[int]]:
+        hypotheses = []
+        with autocast(device, args.precision):
+            for index, length in enumerate(frame_counts):
+                one = slice(index, index + 1)
+                hypotheses += beam_search(
+                    decoder, memory[one, :length], valid[one, :length], log_probs[one, :length], **settings
+                )
+        return hypotheses
+
+    searches = {"batched": batched, "per-utterance loop": loop}
+    # the first call of each (untimed, the first warm-up) counts the decoder steps and the FLOPs
+    counted = {}
+    for label, search in searches.items():
+        counter = CountingDecoder(recognizer.decoder)
+        with FlopCounterMode(display=False) as flop_counter:
+            hypotheses = search(counter)
+        counted[label] = {"steps": counter.steps, "hypotheses": hypotheses, "flops": flop_counter.get_total_flops()}
+    runs = {label: (lambda _, search=search: search(recognizer.decoder)) for label, search in searches.items()}
+    times = alternate(runs, device, max(0, args.warmup - 1), args.decode_repeats)
+    batched_best, loop_best = counted["batched"]["hypotheses"], counted["per-utterance loop"]["hypotheses"]
+    agree = sum(a == b for a, b in zip(batched_best, loop_best, strict=True))
+    rows = []
+    for label in searches:
+        flops = counted[label]["flops"]
+        rows.append(
+            {
+                "part": "decoding",
+                "structure": label,
+                "utterances": utterances,
+                "lengths": lengths.tolist(),
+                "beam": args.beam,
+                "ctc_weight": args.ctc_weight,
+                "decoder_steps": counted[label]["steps"],
+                "hypothesis_lengths": [len(h) for h in counted[label]["hypotheses"]],
+                "hypotheses_agreeing": agree,
+                **summary_ms(times[label]),
+                "ratio": statistics.median(times[label]) / statistics.median(times["batched"]),
+                "flops": flops,
+                "floor_ms": 1e3 * flops / rate,
+                "peak_memory_bytes": peak_memory_bytes(runs[label], device),
+            }
+        )
+    return rows
+
+
+def _megabytes(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.0f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown page."""
+    env, settings = report["environment"], report["settings"]
+    gemm = report["gemm"]
+    lines = [
+        f"# RAVEn benchmark: {env['device_name']} ({env['device']}), {env['date']}",
+        "",
+        f"Command: `{env['command']}` (jellyzoo {env['jellyzoo_commit']}).",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in env['versions'].items())}; CUDA {env['torch_cuda']}, "
+        f"driver {env['driver'] or '-'}.",
+        f"Settings: precision {settings['precision']}, {'quick sizes' if settings['quick'] else 'issue sizes'}; "
+        f"warm-up {settings['warmup']}, median of {settings['repeats']} timed runs "
+        f"({settings['decode_repeats']} for decoding), the two structures alternating; {env['cpu_threads']} CPU "
+        f"threads, 1-minute load average {env['load_average_1min']:.1f} at the start"
+        + ("; times are process CPU time." if env["device"] == "cpu" else "; times from CUDA events."),
+        f"GEMM rate (n = {gemm['n']} matrix product, {settings['precision']}): "
+        f"{gemm['flops_per_s'] / 1e9:.1f} GFLOP/s; floor = FLOPs of the run / GEMM rate.",
+        "",
+        "## Relative-position attention: SDPA vs the original structure run eagerly",
+        "",
+        "training = forward + backward in train mode; inference = forward in eval mode without gradients. "
+        "`ratio` = time / time of `sdpa` in the same part and mode (above 1: SDPA is faster).",
+        "",
+        "| part | mode | B x T (lengths) | structure | median ms | p10 - p90 ms | ratio | GFLOP | floor ms | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in (r for r in report["results"] if r["part"] != "decoding"):
+        lengths = row["lengths"]
+        lines.append(
+            f"| {row['part']} | {row['mode']} | {row['batch']} x {row['frames']} ({min(lengths)}..{max(lengths)}) "
+            f"| {row['structure']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} - {row['p90_ms']:.1f} "
+            f"| {row['ratio']:.2f}x | {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} "
+            f"| {_megabytes(row['peak_memory_bytes'])} |"
+        )
+    decoding = [r for r in report["results"] if r["part"] == "decoding"]
+    if decoding:
+        first = decoding[0]
+        lines += [
+            "",
+            f"## Beam search (beam {first['beam']}, CTC weight {first['ctc_weight']}, {first['utterances']} "
+            f"utterances of {min(first['lengths'])}..{max(first['lengths'])} frames)",
+            "",
+            "`ratio` = time / time of `batched`. Decoder steps: calls of the decoder (one per search step; the loop "
+            "sums its utterances' steps).",
+            "",
+            "| structure | median ms | p10 - p90 ms | ratio | decoder steps | hypothesis lengths | GFLOP | floor ms "
+            "| peak MB |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in decoding:
+            lines.append(
+                f"| {row['structure']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} - {row['p90_ms']:.1f} "
+                f"| {row['ratio']:.2f}x | {row['decoder_steps']} | {', '.join(map(str, row['hypothesis_lengths']))} "
+                f"| {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} | {_megabytes(row['peak_memory_bytes'])} |"
+            )
+        lines += [
+            "",
+            f"The two searches return the same best hypothesis for {first['hypotheses_agreeing']} of "
+            f"{first['utterances']} utterances. Random weights: <eos> is seldom chosen, so hypotheses tend to run to "
+            "the utterance's length (the search's limit).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(report: dict[str, Any], path: Path) -> None:
+    """Median time of each part (and mode) in each structure, log scale, the ratio above each pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["results"]
+    groups = list(dict.fromkeys((r["part"], r.get("mode", "")) for r in rows))
+    figure, axis = plt.subplots(figsize=(max(5, 1.4 * len(groups)), 4))
+    for g, group in enumerate(groups):
+        pair = [r for r in rows if (r["part"], r.get("mode", "")) == group]
+        for s, row in enumerate(pair):
+            color = "tab:blue" if s == 0 else "tab:orange"
+            axis.bar(g + 0.4 * s, row["median_ms"], 0.4, color=color)
+            axis.text(g + 0.4 * s, row["median_ms"], row["structure"], rotation=90, ha="center", va="bottom", size=7)
+        axis.text(g + 0.2, max(r["median_ms"] for r in pair) * 3, f"{pair[-1]['ratio']:.2f}x", ha="center", size=9)
+    axis.set_xticks([g + 0.2 for g in range(len(groups))])
+    axis.set_xticklabels([f"{part}\n{mode}" for part, mode in groups], fontsize=8)
+    axis.set_yscale("log")
+    axis.set_ylim(top=max(r["median_ms"] for r in rows) * 20)
+    axis.set_ylabel("median time (ms)")
+    env, settings = report["environment"], report["settings"]
+    sizes = "quick sizes" if settings["quick"] else "issue sizes"
+    axis.set_title(f"{env['device_name']} ({env['device']}), {settings['precision']}, {sizes}", size=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on cuda, else fp32")
+    parser.add_argument("--quick", action="store_true", help="small CPU sizes (module docstring)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="of the attention parts")
+    parser.add_argument("--batch", type=int, default=None, help="B of the attention parts")
+    parser.add_argument("--frames", type=int, default=None, help="T of the attention parts")
+    parser.add_argument("--utterances", type=int, default=None, help="utterances decoded (default 32; 4 quick)")
+    parser.add_argument("--decode-frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
+    parser.add_argument("--beam", type=int, default=40)
+    parser.add_argument("--ctc-weight", type=float, default=0.1)
+    parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs of the attention parts (default 20 cuda, 5 cpu)"
+    )
+    parser.add_argument("--decode-repeats", type=int, default=3, help="timed decoding runs")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda requested but torch sees no CUDA device")
+    device = torch.device(args.device, torch.cuda.current_device()) if args.device == "cuda" else torch.device("cpu")
+    args.precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.repeats = args.repeats or (20 if device.type == "cuda" else 5)
+    if args.warmup < 0 or args.repeats < 1 or args.decode_repeats < 1:
+        parser.error("--warmup must be >= 0, --repeats and --decode-repeats >= 1")
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+
+    report: dict[str, Any] = {
+        "environment": environment(device),
+        "settings": {
+            "parts": args.parts,
+            "modes": args.modes,
+            "precision": args.precision,
+            "quick": args.quick,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "decode_repeats": args.decode_repeats,
+        },
+    }
+    report["gemm"] = gemm_rate(device, args.precision, max(1, args.warmup), max(3, args.repeats))
+    rate = report["gemm"]["flops_per_s"]
+    report["results"] = encoder_rows(args, device, rate)
+    if "decoding" in args.parts:
+        report["results"] += decoding_rows(args, device, rate)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"raven_{device.type}_{dt.datetime.now(dt.UTC).date().isoformat()}{'_quick' if args.quick else ''}"
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(report))
+    bar_chart(report, args.out / f"{stem}.png")
+    print(markdown(report))
+    print(f"wrote {args.out / stem}.{{json,md,png}}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
