@@ -36,7 +36,9 @@ T = 150, decoding U = 4 utterances of 12..20 frames; ``--batch`` / ``--frames`` 
 
 Method (`benchmarks.measurement`): warm-up runs, then the median of the timed runs, CUDA events on the GPU; on the
 CPU ``--threads`` threads (default 1) and process CPU time, what other jobs on a shared machine disturb least. Each
-row has ``reference time / sdpa time`` (or ``loop time / batched time``) beside it. Floors: the FLOPs of one run
+row has its speed-up over the original's structure beside it: ``reference time / its time`` (decoding: ``loop time /
+its time``). ``--compile`` adds a third structure, the sdpa module through `torch.compile` (its first, compiling call
+is a warm-up). Floors: the FLOPs of one run
 (`torch.utils.flop_counter`: matrix products, convolutions and attention, forward and backward) over the rate of a
 large matrix product measured on the same device at the same precision (the GEMM rate): no implementation of the
 same products can be faster (PyTorch's counter does not count the CPU fused attention kernel, which only the
@@ -73,6 +75,8 @@ from zoo.registry import get_entry
 ENCODER = "raven-video-base"
 RECOGNIZER = "raven-vsr-base"
 STRUCTURES = ("sdpa", "reference")
+COMPILED = "sdpa+compile"
+"""--compile: the sdpa module through `torch.compile` (default settings), a third structure."""
 ENCODER_PARTS = ("encoder", "backend", "attention")
 PARTS = (*ENCODER_PARTS, "decoding")
 MODES = ("training", "inference")
@@ -110,7 +114,7 @@ class EncoderPart:
     training step or an inference per structure (`run`).
 
     `encoders`: the Base video encoder in each structure, with the same weights (`build_encoders`); the back-end and
-    attention parts copy their weights from them.
+    attention parts copy their weights from them. `compile_sdpa` adds the sdpa module through `torch.compile`.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class EncoderPart:
         frames: int,
         device: torch.device,
         precision: str,
+        compile_sdpa: bool = False,
     ) -> None:
         self.part, self.batch, self.frames, self.device, self.precision = part, batch, frames, device, precision
         lengths = padded_lengths(batch, frames, round(SHORTEST_FRACTION * frames)).to(device)
@@ -142,8 +147,9 @@ class EncoderPart:
             else:
                 key_valid = torch.arange(frames, device=device)[None, :] < lengths[:, None]
                 self.inputs = (features, relative_sinusoids(frames, config["dim"], device), key_valid)
-        for module in self.modules.values():
-            module.to(device)
+        self.modules = {structure: module.to(device) for structure, module in self.modules.items()}
+        if compile_sdpa:
+            self.modules[COMPILED] = torch.compile(self.modules["sdpa"])
 
     def run(self, structure: str, mode: str) -> Callable[[int], None]:
         """`training`: forward + backward of `structure` in train mode on the part's input (gradients reset first);
@@ -221,14 +227,14 @@ def encoder_rows(args: argparse.Namespace, device: torch.device, rate: float) ->
         batch, frames = (QUICK_SIZES if args.quick else SIZES)[part]
         batch, frames = args.batch or batch, args.frames or frames
         print(f"{part}: B={batch}, T={frames}", file=sys.stderr)
-        bench = EncoderPart(part, encoders, batch, frames, device, args.precision)
+        bench = EncoderPart(part, encoders, batch, frames, device, args.precision, args.compile)
         for mode in args.modes:
-            runs = {structure: bench.run(structure, mode) for structure in STRUCTURES}
+            runs = {structure: bench.run(structure, mode) for structure in bench.modules}
             times = alternate(runs, device, args.warmup, args.repeats)
-            rows += [
-                encoder_row(part, mode, structure, bench, times, runs[structure], device, rate)
-                for structure in STRUCTURES
-            ]
+            flops = {structure: flops_of(runs[structure]) for structure in STRUCTURES}
+            flops[COMPILED] = flops["sdpa"]  # the same products; the counter does not see inside compiled code
+            for structure, run in runs.items():
+                rows.append(encoder_row(part, mode, structure, bench, times, flops[structure], run, device, rate))
     return rows
 
 
@@ -238,12 +244,13 @@ def encoder_row(
     structure: str,
     bench: EncoderPart,
     times: dict[str, list[float]],
+    flops: int,
     run: Callable[[int], None],
     device: torch.device,
     rate: float,
 ) -> dict[str, Any]:
-    """One report row of an encoder part: sizes, time summary, ratio to sdpa, FLOPs, floor, CUDA peak memory."""
-    flops = flops_of(run)
+    """One report row of an encoder part: sizes, time summary, speed-up over the reference (original structure),
+    FLOPs, floor, CUDA peak memory."""
     return {
         "part": part,
         "mode": mode,
@@ -253,7 +260,7 @@ def encoder_row(
         "lengths": bench.lengths.tolist(),
         "input_shapes": bench.input_shapes(),
         **summary_ms(times[structure]),
-        "ratio": statistics.median(times[structure]) / statistics.median(times["sdpa"]),
+        "ratio": statistics.median(times["reference"]) / statistics.median(times[structure]),
         "flops": flops,
         "floor_ms": 1e3 * flops / rate,
         "peak_memory_bytes": peak_memory_bytes(run, device),
@@ -330,7 +337,7 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
                 "hypothesis_lengths": [len(h) for h in counted[label]["hypotheses"]],
                 "hypotheses_agreeing": agree,
                 **summary_ms(times[label]),
-                "ratio": statistics.median(times[label]) / statistics.median(times["batched"]),
+                "ratio": statistics.median(times["per-utterance loop"]) / statistics.median(times[label]),
                 "flops": flops,
                 "floor_ms": 1e3 * flops / rate,
                 "peak_memory_bytes": peak_memory_bytes(runs[label], device),
@@ -364,7 +371,8 @@ def markdown(report: dict[str, Any]) -> str:
         "## Relative-position attention: SDPA vs the original structure run eagerly",
         "",
         "training = forward + backward in train mode; inference = forward in eval mode without gradients. "
-        "`ratio` = time / time of `sdpa` in the same part and mode (above 1: SDPA is faster).",
+        "`ratio` = time of `reference` (the original structure) / time of the row, same part and mode: the speed-up "
+        "over the original (above 1: faster than it).",
         "",
         "| part | mode | B x T (lengths) | structure | median ms | p10 - p90 ms | ratio | GFLOP | floor ms | peak MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -385,8 +393,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"## Beam search (beam {first['beam']}, CTC weight {first['ctc_weight']}, {first['utterances']} "
             f"utterances of {min(first['lengths'])}..{max(first['lengths'])} frames)",
             "",
-            "`ratio` = time / time of `batched`. Decoder steps: calls of the decoder (one per search step; the loop "
-            "sums its utterances' steps).",
+            "`ratio` = time of the per-utterance loop (the original's structure) / time of the row: the speed-up over "
+            "it. Decoder steps: calls of the decoder (one per search step; the loop sums its utterances' steps).",
             "",
             "| structure | median ms | p10 - p90 ms | ratio | decoder steps | hypothesis lengths | GFLOP | floor ms "
             "| peak MB |",
@@ -408,7 +416,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def bar_chart(report: dict[str, Any], path: Path) -> None:
-    """Median time of each part (and mode) in each structure, log scale, the ratio above each pair."""
+    """Median time of each part (and mode) in each structure, log scale, the speed-ups over the original above."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -417,14 +425,19 @@ def bar_chart(report: dict[str, Any], path: Path) -> None:
     rows = report["results"]
     groups = list(dict.fromkeys((r["part"], r.get("mode", "")) for r in rows))
     figure, axis = plt.subplots(figsize=(max(5, 1.4 * len(groups)), 4))
+    centres = []
     for g, group in enumerate(groups):
         pair = [r for r in rows if (r["part"], r.get("mode", "")) == group]
+        width = 0.8 / len(pair)
+        centres.append(g + 0.4 - width / 2)
         for s, row in enumerate(pair):
-            color = "tab:blue" if s == 0 else "tab:orange"
-            axis.bar(g + 0.4 * s, row["median_ms"], 0.4, color=color)
-            axis.text(g + 0.4 * s, row["median_ms"], row["structure"], rotation=90, ha="center", va="bottom", size=7)
-        axis.text(g + 0.2, max(r["median_ms"] for r in pair) * 3, f"{pair[-1]['ratio']:.2f}x", ha="center", size=9)
-    axis.set_xticks([g + 0.2 for g in range(len(groups))])
+            axis.bar(g + width * s, row["median_ms"], width, color=f"C{s}")
+            axis.text(g + width * s, row["median_ms"], row["structure"], rotation=90, ha="center", va="bottom", size=7)
+        ratios = ", ".join(
+            f"{r['ratio']:.2f}x" for r in pair if r["structure"] not in ("reference", "per-utterance loop")
+        )
+        axis.text(centres[-1], max(r["median_ms"] for r in pair) * 3, ratios, ha="center", size=8)
+    axis.set_xticks(centres)
     axis.set_xticklabels([f"{part}\n{mode}" for part, mode in groups], fontsize=8)
     axis.set_yscale("log")
     axis.set_ylim(top=max(r["median_ms"] for r in rows) * 20)
@@ -448,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None, help="T of the attention parts")
     parser.add_argument("--utterances", type=int, default=None, help="utterances decoded (default 32; 4 quick)")
     parser.add_argument("--decode-frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
+    parser.add_argument("--compile", action="store_true", help=f"add the {COMPILED} structure (torch.compile)")
     parser.add_argument("--beam", type=int, default=40)
     parser.add_argument("--ctc-weight", type=float, default=0.1)
     parser.add_argument("--warmup", type=int, default=None, help="untimed rounds first (default 2; 1 with --quick)")
@@ -466,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (20 if device.type == "cuda" else 5)
     if args.warmup < 0 or args.repeats < 1 or args.decode_repeats < 1:
         parser.error("--warmup must be >= 0, --repeats and --decode-repeats >= 1")
+    if args.compile and args.warmup < 1:
+        parser.error("--compile needs --warmup >= 1 (the first call compiles)")
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
 
@@ -474,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "parts": args.parts,
             "modes": args.modes,
+            "compile": args.compile,
             "precision": args.precision,
             "quick": args.quick,
             "warmup": args.warmup,
