@@ -6,4 +6,4 @@ to its model and dataset by registered name only.
 """
 
 # imported to register their recipes
-from zoo.train.recipes import raven, respike, sparch, spikgru, stereospike  # noqa: F401
+from zoo.train.recipes import raven, raven_lm, respike, sparch, spikgru, stereospike  # noqa: F401
