@@ -15,7 +15,9 @@ Items ``(inputs, target)``: ``target`` the unit ids [L] int64; ``inputs`` by mod
 - ``"video"``: frames [T, 88, 88] float32: RGB -> grayscale (0.2989 R + 0.587 G + 0.114 B) / 255, random 88 crop
   + horizontal flip (p 0.5) for training, centre 88 crop otherwise, then (x - 0.421) / 0.165;
 - ``"audio"``: waveform [N] float32 (libsndfile's [-1, 1] scale, as torchaudio ``normalize=True``);
-- ``"audiovisual"``: both, the waveform cut or zero-padded to T x 640 samples.
+- ``"audiovisual"``: both, the waveform cut or zero-padded to T x 640 samples;
+- ``"text"``: the unit ids themselves (language-model training, `zoo.train.recipes.raven_lm`): only the CSVs are read,
+  no video or audio file is needed or checked.
 
 Training items get RAVEn's time masking (``AdaptiveLengthTimeMask``, zeros after normalisation) when
 ``augment_time_mask``: for a sequence of n steps (frames, or samples), ``int((n + stride - 0.1) // stride)``
@@ -68,7 +70,7 @@ GRAYSCALE_WEIGHTS = (0.2989, 0.587, 0.114)
 """ITU-R 601-2 luma weights, as torchvision's Grayscale."""
 CSV_SUFFIX = "_with_tags_counts_unigram1000.csv"
 
-Modality = Literal["video", "audio", "audiovisual"]
+Modality = Literal["video", "audio", "audiovisual", "text"]
 
 
 class Utterance(NamedTuple):
@@ -144,7 +146,8 @@ class LRS3(Dataset):
     Args:
         root: folder holding `csv_dir`, `video_dir` and `audio_dir`.
         split: ``"train"``, ``"val"`` or ``"test"``.
-        modality: ``"video"`` (VSR), ``"audio"`` (ASR) or ``"audiovisual"`` (pre-training).
+        modality: ``"video"`` (VSR), ``"audio"`` (ASR), ``"audiovisual"`` (pre-training) or ``"text"`` (the unit
+            ids alone, for language models).
         train_list: label list of the training split: ``"train"`` (433 h) or ``"trainval"`` (30 h low-resource).
         csv_dir: folder of the label CSVs under root.
         video_dir: folder of the mouth-crop videos under root.
@@ -226,7 +229,7 @@ class LRS3(Dataset):
         return self.audio_root / Path(self.utterances[index].path).with_suffix(".wav")
 
     def _check(self, index: int) -> None:
-        paths = {"video": [self.video_path(index)], "audio": [self.audio_path(index)]}.get(
+        paths = {"video": [self.video_path(index)], "audio": [self.audio_path(index)], "text": []}.get(
             self.modality, [self.video_path(index), self.audio_path(index)]
         )
         for path in paths:
@@ -269,6 +272,8 @@ class LRS3(Dataset):
         if self.check_files == "first_read":
             self._check(index)
         units = torch.tensor(self.utterances[index].units, dtype=torch.int64)
+        if self.modality == "text":
+            return units, units
         if self.modality == "video":
             return self._video(index), units
         if self.modality == "audio":
@@ -278,8 +283,8 @@ class LRS3(Dataset):
 
     def collate_fn(self, items: Sequence[tuple]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Zero-padded inputs, lengths (frames for video, samples for audio) and -1-padded unit ids (module
-        docstring); for ``"audiovisual"`` the inputs are ``{"video", "audio", "lengths" (frames)}``, the arguments
-        of the pre-training model."""
+        docstring); for ``"audiovisual"`` the inputs are ``{"video", "audio", "lengths" (frames), "tokens"}``, the
+        arguments of the pre-training model (the tokens for its online probes); for ``"text"`` ``{"tokens"}``."""
         tokens = _pad([units for _, units in items], -1)
         if self.modality == "audiovisual":
             videos = [inputs[0] for inputs, _ in items]
@@ -288,10 +293,12 @@ class LRS3(Dataset):
                 "audio": _pad([inputs[1] for inputs, _ in items], 0.0),
                 "lengths": torch.tensor([len(video) for video in videos]),
             }
+        elif self.modality == "text":
+            inputs = {}
         else:
             sequences = [inputs for inputs, _ in items]
             inputs = {"x": _pad(sequences, 0.0), "lengths": torch.tensor([len(sequence) for sequence in sequences])}
-            inputs["tokens"] = tokens
+        inputs["tokens"] = tokens
         return inputs, tokens
 
 

@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from zoo.convert import register_converter
-from zoo.decoding import beam_search, ctc_greedy
+from zoo.decoding import IncrementalLanguageModel, beam_search, ctc_greedy
+from zoo.errors import ConfigError
 from zoo.layers.attention import (
     AttentionImplementation,
     MultiHeadAttention,
@@ -65,6 +66,8 @@ __all__ = [
     "VOCAB_SIZE",
     "AudioFrontend",
     "EncoderBlock",
+    "OnlineProbe",
+    "PROBE_VOCAB_SIZE",
     "Predictor",
     "RAVEnDecoder",
     "RAVEnEncoder",
@@ -73,10 +76,12 @@ __all__ = [
     "SpikingLipFrontend",
     "SpikingRAVEnClassifier",
     "VideoFrontend",
+    "check_unit_ids",
     "convert_raven",
     "load_pretrained_encoder",
     "normalise_video",
     "span_mask",
+    "teacher_forcing_input",
 ]
 
 Modality = Literal["video", "audio"]
@@ -434,6 +439,13 @@ class RAVEnDecoder(nn.Module):
         return torch.log_softmax(logits.float(), dim=-1), dataclasses.replace(state, keys=keys, values=values)
 
 
+def teacher_forcing_input(tokens: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """The decoder's teacher-forcing input: unit ids [B, L] padded with -1 -> [B, L + 1], <sos> (= <eos>) first and
+    the padding replaced by <eos> (any valid id: the causal mask keeps it from the positions that are scored)."""
+    sos = tokens.new_full((tokens.shape[0], 1), eos_id)
+    return torch.cat((sos, tokens.masked_fill(tokens < 0, eos_id)), dim=1)
+
+
 class RAVEnRecognizer(nn.Module):
     """VSR/ASR model: `RAVEnEncoder` + CTC head + `RAVEnDecoder`.
 
@@ -468,17 +480,30 @@ class RAVEnRecognizer(nn.Module):
         lengths: torch.Tensor | None = None,
         beam_size: int = 40,
         ctc_weight: float = 0.1,
+        lm: IncrementalLanguageModel | None = None,
+        lm_weight: float = 0.0,
     ) -> list[list[int]]:
         """Unit ids of the best hypothesis per utterance: hybrid CTC/attention beam search (`zoo.decoding`,
-        score = (1 - ctc_weight) attention + ctc_weight CTC, as RAVEn: 0.1, beam 40); ``beam_size=0`` decodes CTC
-        greedily instead. Runs in the model's current mode (call ``eval()`` first)."""
+        score = (1 - ctc_weight) attention + ctc_weight CTC, as RAVEn: 0.1, beam 40), plus ``lm_weight`` times the
+        log-probability of a language model `lm` (e.g. ``zoo.models.raven_lm.load_language_model(PATH)``; 0.2 or
+        0.3 in RAVEn's "+LM" rows; no LM by default); ``beam_size=0`` decodes CTC greedily instead (no LM). Runs in
+        the model's current mode (call ``eval()`` first)."""
         memory, valid = self.encode(x, lengths)
         ctc_logits = self.ctc_head(memory)
         if beam_size == 0:
             return ctc_greedy(ctc_logits, valid.sum(1), blank=BLANK_ID)
         log_probs = torch.log_softmax(ctc_logits.float(), dim=-1)
         return beam_search(
-            self.decoder, memory, valid, log_probs, self.eos_id, BLANK_ID, beam_size=beam_size, ctc_weight=ctc_weight
+            self.decoder,
+            memory,
+            valid,
+            log_probs,
+            self.eos_id,
+            BLANK_ID,
+            beam_size=beam_size,
+            ctc_weight=ctc_weight,
+            lm=lm,
+            lm_weight=lm_weight,
         )
 
     def forward(
@@ -487,9 +512,7 @@ class RAVEnRecognizer(nn.Module):
         memory, valid = self.encode(x, lengths)
         output = {"ctc_logits": self.ctc_head(memory), "frame_lengths": valid.sum(1)}
         if tokens is not None:
-            sos = tokens.new_full((tokens.shape[0], 1), self.eos_id)
-            decoder_in = torch.cat((sos, tokens.masked_fill(tokens < 0, self.eos_id)), dim=1)
-            output["decoder_logits"] = self.decoder(decoder_in, memory, valid)
+            output["decoder_logits"] = self.decoder(teacher_forcing_input(tokens, self.eos_id), memory, valid)
         return output
 
 
@@ -726,18 +749,102 @@ class Predictor(nn.Module):
         return self.output(self.norm_out(x))
 
 
-class RAVEnPretrainer(nn.Module):
-    """RAVEn's pre-training model: video and audio student encoders, their EMA teachers (``teachers``, no gradient,
-    no dropout, updated by the ``ema`` step hook), and the predictors video->audio, audio->audio, audio->video.
+PROBE_VOCAB_SIZE = 41
+"""Output units of RAVEn's online probe (``E2E(41, ...)`` in the original's ``models/byol_av.py``): 0 = <blank>,
+1..39 transcript units, 40 = <eos> (also <sos>), ESPnet's layout. Which 39 units is not published: the original's
+pre-training configs point at the unigram1000 CSVs, whose ids (up to 1047) do not fit 41 outputs; 39 units are
+probably characters (e.g. letters, digits, apostrophe, space, <unk>) [inferred]."""
+PROBE_DECODER: dict[str, int] = dict(decoder_dim=256, decoder_heads=4, decoder_ffn=2048, decoder_layers=6)
+"""The probe's decoder in the original's pre-training backbone configs (Base and Large alike: ddim 256, dheads 4,
+dunits 2048, dlayers 6; a Linear(d -> 256) on the memory)."""
 
-    ``forward(video [B, T, 88, 88], audio [B, T * 640], lengths [B] frames)``: span masks (p 0.2, 3 frames) are
-    drawn per modality; the students see masked inputs (masked video frames and their 640 audio samples set to 0),
-    the teachers the full ones. Returns ``{"video_to_audio", "audio_to_audio", "audio_to_video"}`` predictions
-    [B, T, d], the teacher targets ``audio_target`` / ``video_target`` [B, T, d] (detached), and ``video_mask``,
-    ``audio_mask``, ``valid`` bool [B, T]; `raven_pretrain` (zoo.train.recipes.raven) turns them into the loss.
+
+def check_unit_ids(tokens: torch.Tensor, vocab_size: int, owner: str, hint: str = "") -> None:
+    """Raise `ConfigError` (naming `owner`, ending with `hint`) unless every id of `tokens` (any shape, int64) is -1
+    (padding) or a unit of a `vocab_size`-unit list laid out as 0 = <blank>, 1..vocab_size - 2, vocab_size - 1 = <eos>.
+
+    One host synchronisation (whether any id is out of range); the offending ids are listed only on failure.
+    """
+    outside = (tokens != -1) & ((tokens < 1) | (tokens > vocab_size - 2))
+    if outside.any():
+        found = sorted(set(tokens[outside].tolist()))
+        raise ConfigError(
+            f"{owner}: target unit ids {found[:8]} do not fit its {vocab_size} outputs (0 = <blank>, units "
+            f"1..{vocab_size - 2}, {vocab_size - 1} = <eos>, -1 = padding){'; ' + hint if hint else ''}"
+        )
+
+
+class OnlineProbe(nn.Module):
+    """RAVEn's online probe of one student (design note B.5): a CTC head and a `RAVEnDecoder` trained on the
+    student's encoder output behind a stop-gradient, so they monitor what the features say about the transcript
+    without shaping the encoder.
+
+    ``forward(features [B, T, d], valid bool [B, T], tokens [B, L] or None)`` returns ``ctc_logits`` [B, T, V]
+    (dropout on the features first, as ESPnet's CTC module) and, with `tokens` (unit ids 1..V-2 padded with -1,
+    checked by `check_unit_ids`), the teacher-forced ``decoder_logits`` [B, L+1, V] (as `RAVEnRecognizer`).
     """
 
-    def __init__(self, encoder: dict[str, Any], predictor_width: int = 512, predictor_blocks: int = 2) -> None:
+    def __init__(
+        self,
+        encoder_dim: int,
+        vocab_size: int = PROBE_VOCAB_SIZE,
+        decoder_dim: int = PROBE_DECODER["decoder_dim"],
+        decoder_heads: int = PROBE_DECODER["decoder_heads"],
+        decoder_ffn: int = PROBE_DECODER["decoder_ffn"],
+        decoder_layers: int = PROBE_DECODER["decoder_layers"],
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        check_range("probe_vocab_size", vocab_size, low=3, owner="OnlineProbe (0 = no probe)")
+        self.vocab_size = vocab_size
+        self.ctc_dropout = nn.Dropout(dropout)
+        self.ctc_head = nn.Linear(encoder_dim, vocab_size)
+        self.decoder = RAVEnDecoder(
+            vocab_size, encoder_dim, decoder_dim, decoder_heads, decoder_ffn, decoder_layers, dropout, attention_dropout
+        )
+
+    def forward(
+        self, features: torch.Tensor, valid: torch.Tensor, tokens: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        features = features.detach()
+        output = {"ctc_logits": self.ctc_head(self.ctc_dropout(features))}
+        if tokens is not None:
+            check_unit_ids(
+                tokens,
+                self.vocab_size,
+                f"the online probe (probe_vocab_size={self.vocab_size})",
+                "the model option probe_vocab_size must fit the transcripts' unit ids: 1049 for the unigram1000 "
+                "CSVs, 0 for no probe",
+            )
+            decoder_in = teacher_forcing_input(tokens, self.vocab_size - 1)
+            output["decoder_logits"] = self.decoder(decoder_in, features, valid)
+        return output
+
+
+class RAVEnPretrainer(nn.Module):
+    """RAVEn's pre-training model: video and audio student encoders, their EMA teachers (``teachers``, no gradient,
+    no dropout, updated by the ``ema`` step hook), the predictors video->audio, audio->audio, audio->video, and
+    the students' online probes (``probes``, `OnlineProbe`; none when ``probe_vocab_size=0``).
+
+    ``forward(video [B, T, 88, 88], audio [B, T * 640], lengths [B] frames, tokens [B, L])``: span masks (p 0.2,
+    3 frames) are drawn per modality; the students see masked inputs (masked video frames and their 640 audio
+    samples set to 0), the teachers the full ones. Returns ``{"video_to_audio", "audio_to_audio", "audio_to_video"}``
+    predictions [B, T, d], the teacher targets ``audio_target`` / ``video_target`` [B, T, d] (detached), and
+    ``video_mask``, ``audio_mask``, ``valid`` bool [B, T]; with the probes, ``<modality>_probe_ctc_logits``
+    [B, T, V] of the video then the audio student and, with `tokens` (the transcript's unit ids 1..V-2, padded with
+    -1; ignored without probes), ``<modality>_probe_decoder_logits`` [B, L+1, V] after each. `raven_pretrain`
+    (zoo.train.recipes.raven) turns them into the loss.
+    """
+
+    def __init__(
+        self,
+        encoder: dict[str, Any],
+        predictor_width: int = 512,
+        predictor_blocks: int = 2,
+        probe_vocab_size: int = PROBE_VOCAB_SIZE,
+        probe_decoder: Mapping[str, int] = PROBE_DECODER,
+    ) -> None:
         super().__init__()
         quiet = {**encoder, "dropout": 0.0, "attention_dropout": 0.0, "drop_path": 0.0}
         self.students = nn.ModuleDict({m: RAVEnEncoder(m, **encoder) for m in ("video", "audio")})
@@ -752,9 +859,19 @@ class RAVEnPretrainer(nn.Module):
                 for name in ("video_to_audio", "audio_to_audio", "audio_to_video")
             }
         )
+        dropout = dict(dropout=encoder.get("dropout", 0.1), attention_dropout=encoder.get("attention_dropout", 0.1))
+        self.probes = nn.ModuleDict(
+            {m: OnlineProbe(dim, probe_vocab_size, **probe_decoder, **dropout) for m in ("video", "audio")}
+            if probe_vocab_size
+            else {}
+        )
 
     def forward(
-        self, video: torch.Tensor, audio: torch.Tensor, lengths: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        audio: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        tokens: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         batch, frames = video.shape[:2]
         if audio.shape[1] // AUDIO_SAMPLES_PER_FRAME != frames:
@@ -769,7 +886,7 @@ class RAVEnPretrainer(nn.Module):
         with torch.no_grad():
             video_target = self.teachers["video"](video, lengths)
             audio_target = self.teachers["audio"](audio, lengths * AUDIO_SAMPLES_PER_FRAME)
-        return {
+        output = {
             "video_to_audio": self.predictors["video_to_audio"](student_video, video_mask, valid),
             "audio_to_audio": self.predictors["audio_to_audio"](student_audio, audio_mask, valid),
             "audio_to_video": self.predictors["audio_to_video"](student_audio, audio_mask, valid),
@@ -779,6 +896,11 @@ class RAVEnPretrainer(nn.Module):
             "audio_mask": audio_mask,
             "valid": valid,
         }
+        for modality, features in (("video", student_video), ("audio", student_audio)):
+            if modality in self.probes:
+                probed = self.probes[modality](features, valid, tokens)
+                output.update({f"{modality}_probe_{key}": value for key, value in probed.items()})
+        return output
 
 
 _PRETRAIN_AXES = {"B": "batch", "T": "video frames at 25 fps (40 ms)", "d": "encoder width"}
@@ -790,7 +912,16 @@ PRETRAIN_INPUTS = {
         description="waveform aligned with the video (cut or zero-padded to T x 640 samples)",
     ),
     "lengths": INPUTS["video"]["lengths"],
+    "tokens": TensorSpec(
+        shape=("B", "L"),
+        axes={"B": "batch", "L": "target units"},
+        dtype="int64",
+        description="transcript unit ids 1..V-2 padded with -1, for the online probes' teacher forcing (V = "
+        "probe_vocab_size, 41 as the original; ignored with probe_vocab_size=0)",
+        optional=True,
+    ),
 }
+_PROBE_UNITS = "probe units (0 = <blank>, V - 1 = <eos>)"
 PRETRAIN_OUTPUTS = {
     **{
         name: TensorSpec(shape=("B", "T", "d"), axes=_PRETRAIN_AXES, description=f"{name} prediction")
@@ -803,6 +934,23 @@ PRETRAIN_OUTPUTS = {
     **{
         name: TensorSpec(shape=("B", "T"), axes={"B": "batch", "T": "video frames"}, dtype="bool", description=name)
         for name in ("video_mask", "audio_mask", "valid")
+    },
+    **{
+        key: spec
+        for modality in ("video", "audio")
+        for key, spec in {
+            f"{modality}_probe_ctc_logits": TensorSpec(
+                shape=("B", "T", "V"),
+                axes={"B": "batch", "T": _PRETRAIN_AXES["T"], "V": _PROBE_UNITS},
+                description=f"online probe's CTC logits on the detached {modality} student features (with a probe)",
+            ),
+            f"{modality}_probe_decoder_logits": TensorSpec(
+                shape=("B", "L+1", "V"),
+                axes={"B": "batch", "L+1": "<sos> + target units", "V": _PROBE_UNITS},
+                description=f"online probe's teacher-forced decoder logits, {modality} student (with a probe and "
+                "tokens)",
+            ),
+        }.items()
     },
 }
 
@@ -819,9 +967,14 @@ def _register_pretrainer(size: str) -> None:
         inputs=PRETRAIN_INPUTS,
         outputs=PRETRAIN_OUTPUTS,
         small=SmallConfig(
-            {**SMALL_ENCODER, "predictor_width": 32, "predictor_blocks": 1},
+            {
+                **SMALL_ENCODER,
+                "predictor_width": 32,
+                "predictor_blocks": 1,
+                **{f"probe_{key}": value for key, value in SMALL_DECODER.items()},
+            },
             {"T": 4, "N": 4 * AUDIO_SAMPLES_PER_FRAME},
-            {"lengths": [4, 3]},
+            {"lengths": [4, 3], "tokens": SMALL_TOKENS},
         ),
     )
     def builder(
@@ -834,6 +987,11 @@ def _register_pretrainer(size: str) -> None:
         drop_path: float = float(preset["drop_path"]),
         predictor_width: int = 512,
         predictor_blocks: int = 2,
+        probe_vocab_size: int = PROBE_VOCAB_SIZE,
+        probe_decoder_dim: int = PROBE_DECODER["decoder_dim"],
+        probe_decoder_heads: int = PROBE_DECODER["decoder_heads"],
+        probe_decoder_ffn: int = PROBE_DECODER["decoder_ffn"],
+        probe_decoder_layers: int = PROBE_DECODER["decoder_layers"],
     ) -> RAVEnPretrainer:
         encoder = dict(
             dim=dim,
@@ -844,10 +1002,21 @@ def _register_pretrainer(size: str) -> None:
             attention_dropout=attention_dropout,
             drop_path=drop_path,
         )
-        return RAVEnPretrainer(encoder, predictor_width, predictor_blocks)
+        probe_decoder = dict(
+            decoder_dim=probe_decoder_dim,
+            decoder_heads=probe_decoder_heads,
+            decoder_ffn=probe_decoder_ffn,
+            decoder_layers=probe_decoder_layers,
+        )
+        return RAVEnPretrainer(encoder, predictor_width, predictor_blocks, probe_vocab_size, probe_decoder)
 
     builder.__name__ = builder.__qualname__ = name.replace("-", "_")
-    builder.__doc__ = f"{name}: RAVEn {size} pre-training (students, EMA teachers, predictors)."
+    builder.__doc__ = (
+        "``probe_vocab_size``: units of the students' online CTC/attention probes (`OnlineProbe`; 41 as the "
+        "original: 0 = <blank>, 1..39, 40 = <eos>; 1049 for the unigram1000 CSVs; 0 = no probe), "
+        "``probe_decoder_*``: the probe decoder's size (d 256, 4 heads, FFN 2048, 6 layers as the original). "
+        f"{name}: RAVEn {size} pre-training (students, EMA teachers, predictors, online probes)."
+    )
 
 
 for _size in ENCODER_SIZES:

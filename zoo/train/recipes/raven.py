@@ -37,14 +37,17 @@ last 10 epochs (``average_last=10``: the run directory's ``averaged.pt``, `zoo.t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.decoding import UnitList, ctc_greedy, word_error_rate, word_errors
+from zoo.decoding import IncrementalLanguageModel, UnitList, ctc_greedy, word_error_rate, word_errors
+from zoo.errors import ConfigError
+from zoo.models.raven_lm import load_language_model
 from zoo.train.recipe import Recipe, register_recipe
 from zoo.train.recipes.spikgru import SPIKGRU_DVSLIP
 from zoo.train.registries import register_loss, register_metric
@@ -53,8 +56,10 @@ __all__ = [
     "RAVEN_PRETRAIN",
     "RAVEN_RECIPES",
     "RAVEN_SPIKING_DVSLIP",
+    "ctc_and_attention_losses",
     "hybrid_ctc_attention_loss",
     "layer_decay_groups",
+    "probe_output",
     "raven_pretrain_loss",
     "unit_error_rate",
     "word_error_rate_of",
@@ -64,26 +69,20 @@ EOS_OFFSET = 1
 """<eos> is the last unit: vocabulary size - 1."""
 
 
-@register_loss("raven_hybrid")
-def hybrid_ctc_attention_loss(
-    output: Mapping[str, torch.Tensor],
-    target: torch.Tensor,
-    model: nn.Module,
-    ctc_weight: float = 0.1,
-    label_smoothing: float = 0.1,
-) -> torch.Tensor:
-    """``ctc_weight * CTC + (1 - ctc_weight) * attention`` of a RAVEn recogniser's output (teacher forced).
+def ctc_and_attention_losses(
+    output: Mapping[str, torch.Tensor], target: torch.Tensor, label_smoothing: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CTC and the attention loss of a RAVEn recogniser's output (teacher forced), each summed over units and
+    frames and divided by the batch size, as ESPnet.
 
     Args:
         output: ``ctc_logits`` [B, T, V], ``frame_lengths`` [B], ``decoder_logits`` [B, L+1, V].
         target: unit ids [B, L], padded with -1; the decoder's targets are the units then <eos> (id V - 1).
-        ctc_weight: the original's ``mtlalpha`` (0.1).
         label_smoothing: epsilon of the attention loss: KL(q || p) with q = 1 - eps on the target unit and
             eps / (V - 1) on every other one (ESPnet's ``LabelSmoothingLoss``; equals the smoothed cross-entropy
             minus the entropy of q).
 
-    Both terms are summed over units and frames and divided by the batch size, as ESPnet; CTC alignments that are
-    impossible (more units than frames) count as 0 instead of infinity.
+    CTC alignments that are impossible (more units than frames) count as 0 instead of infinity.
     """
     batch = target.shape[0]
     valid = target >= 0
@@ -109,7 +108,21 @@ def hybrid_ctc_attention_loss(
     log_q = torch.where(smoothed > 0, smoothed.log(), torch.zeros_like(smoothed))
     kl = (smoothed * (log_q - torch.log_softmax(logits, dim=-1))).sum(-1)
     attention = (kl * keep).sum()
-    return (ctc_weight * ctc + (1.0 - ctc_weight) * attention) / batch
+    return ctc / batch, attention / batch
+
+
+@register_loss("raven_hybrid")
+def hybrid_ctc_attention_loss(
+    output: Mapping[str, torch.Tensor],
+    target: torch.Tensor,
+    model: nn.Module,
+    ctc_weight: float = 0.1,
+    label_smoothing: float = 0.1,
+) -> torch.Tensor:
+    """``ctc_weight * CTC + (1 - ctc_weight) * attention`` of a RAVEn recogniser's output (`ctc_and_attention_losses`:
+    `output`, `target` and `label_smoothing` there); `ctc_weight` is the original's ``mtlalpha`` (0.1)."""
+    ctc, attention = ctc_and_attention_losses(output, target, label_smoothing)
+    return ctc_weight * ctc + (1.0 - ctc_weight) * attention
 
 
 def _edit_distance(hypothesis: Sequence[int], reference: Sequence[int]) -> int:
@@ -136,18 +149,31 @@ def word_error_rate_of(
     beam_size: int = 40,
     ctc_weight: float = 0.1,
     device: torch.device | str = "cpu",
+    lm: IncrementalLanguageModel | str | Path | None = None,
+    lm_weight: float = 0.0,
 ) -> tuple[float, list[str]]:
     """WER of a RAVEn recogniser over collated batches (e.g. a DataLoader of `zoo.datasets.LRS3` with its
     ``collate_fn``): beam search (``beam_size=0``: greedy CTC), unit ids to text through `units`.
+
+    `lm` (a language model, or the path of one: the released ``rnnlm.model.best`` or a ``raven-lm-lrs3`` run,
+    read by `zoo.models.raven_lm.load_language_model`) joins the search with weight `lm_weight`, as the "+LM" rows
+    (0.2 for VSR on LRS3, 0.3 for the 30 h VSR and ASR rows in the original's scripts).
 
     Returns:
         (word errors / reference words, the hypotheses in order).
     """
     model.eval()
+    if isinstance(lm, (str, Path)):
+        lm = load_language_model(lm).to(device)
     hypotheses, references = [], []
     for inputs, target in batches:
         found = model.recognize(
-            inputs["x"].to(device), inputs["lengths"].to(device), beam_size=beam_size, ctc_weight=ctc_weight
+            inputs["x"].to(device),
+            inputs["lengths"].to(device),
+            beam_size=beam_size,
+            ctc_weight=ctc_weight,
+            lm=lm,
+            lm_weight=lm_weight,
         )
         hypotheses += [units.text(hyp) for hyp in found]
         references += [units.text([unit for unit in row if unit >= 0]) for row in target.tolist()]
@@ -347,25 +373,81 @@ def _negative_cosine(prediction: torch.Tensor, target: torch.Tensor, where: torc
     return -(cosine * where).sum() / where.sum().clamp(min=1)
 
 
+PROBED_MODALITIES = ("video", "audio")
+"""The students with an online probe, in the order of the model's outputs."""
+
+
+def probe_output(output: Mapping[str, torch.Tensor], modality: str) -> dict[str, torch.Tensor]:
+    """The online probe of the `modality` student in a `zoo.models.raven.RAVEnPretrainer` output, as a recogniser's
+    output: ``ctc_logits`` [B, T, V], ``frame_lengths`` [B] (the valid frames) and, when the forward had the
+    transcripts, ``decoder_logits`` [B, L+1, V].
+
+    Raises:
+        ConfigError: the model has no probe (built with ``probe_vocab_size=0``).
+    """
+    prefix = f"{modality}_probe_"
+    if prefix + "ctc_logits" not in output:
+        raise ConfigError(
+            "the RAVEn pre-training model has no online probe (probe_vocab_size=0): drop the probe metrics "
+            "(metrics=()) or build it with a probe"
+        )
+    probe = {key.removeprefix(prefix): value for key, value in output.items() if key.startswith(prefix)}
+    return {**probe, "frame_lengths": output["valid"].sum(1)}
+
+
 @register_loss("raven_pretrain")
 def raven_pretrain_loss(
     output: Mapping[str, torch.Tensor],
-    target: Any,
+    target: torch.Tensor,
     model: nn.Module,
     video_to_audio: float = 1.0,
     audio_to_audio: float = 1.0,
     audio_to_video: float = 1.0,
+    probe_label_smoothing: float = 0.1,
 ) -> torch.Tensor:
     """RAVEn's objective from a `zoo.models.raven.RAVEnPretrainer` output (design note B.5): negative cosine
     similarities to the EMA teachers' outputs, video->audio and audio->video over every valid frame, audio->audio
-    over the masked frames only; weights as the original's config (v2v 0, the others 1). `target` is unused."""
+    over the masked frames only; weights as the original's config (v2v 0, the others 1). With the students' online
+    probes, each adds its CTC + attention loss (`ctc_and_attention_losses` of the transcript units `target` [B, L]
+    padded with -1; label smoothing 0.1; weight 1 each, as the original's learner adds ``loss_ctc + loss_att``),
+    computed on detached features, so the probes train without moving the encoders.
+
+    Raises:
+        ValueError: the model has probes but its forward had no transcripts (``tokens``).
+    """
     valid = output["valid"]
     masked = output["audio_mask"] & valid
-    return (
+    loss = (
         video_to_audio * _negative_cosine(output["video_to_audio"], output["audio_target"], valid)
         + audio_to_audio * _negative_cosine(output["audio_to_audio"], output["audio_target"], masked)
         + audio_to_video * _negative_cosine(output["audio_to_video"], output["video_target"], valid)
     )
+    for modality in PROBED_MODALITIES:
+        if f"{modality}_probe_ctc_logits" not in output:
+            continue
+        probe = probe_output(output, modality)
+        if "decoder_logits" not in probe:
+            raise ValueError(
+                "raven_pretrain: the model's online probes need the transcripts: call it with tokens=[B, L] unit ids"
+            )
+        ctc, attention = ctc_and_attention_losses(probe, target, probe_label_smoothing)
+        loss = loss + ctc + attention
+    return loss
+
+
+def _probe_unit_error_rate(modality: str) -> Callable[[Mapping[str, torch.Tensor], torch.Tensor], tuple]:
+    def metric(output: Mapping[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return unit_error_rate(probe_output(output, modality), target)
+
+    metric.__name__ = metric.__qualname__ = f"{modality}_probe_unit_error_rate"
+    metric.__doc__ = (
+        f"`unit_error_rate` of the {modality} student's online probe (greedy CTC) in a RAVEn pre-training output."
+    )
+    return metric
+
+
+for _modality in PROBED_MODALITIES:
+    register_metric(f"{_modality}_probe_unit_error_rate", higher_is_better=False)(_probe_unit_error_rate(_modality))
 
 
 RAVEN_PRETRAIN = register_recipe(
@@ -388,17 +470,24 @@ RAVEN_PRETRAIN = register_recipe(
         after_step={"ema": {"student": "students", "teacher": "teachers", "momentum": 0.999, "final_momentum": 1.0}},
         amp=False,
         loss="raven_pretrain",
-        metrics=(),
+        metrics=tuple(f"{modality}_probe_unit_error_rate" for modality in PROBED_MODALITIES),
         selection_metric="loss",
         description="RAVEn Base self-supervised pre-training on LRS3 (scripts/pretraining/base_lrs3.sh)",
     )
 )
 """RAVEn Base pre-training on LRS3 (``scripts/pretraining/base_lrs3.sh``): AdamW (0.9, 0.999), weight decay 0.04,
 peak lr 3e-3 after 40 warm-up epochs, cosine to 1e-5, 150 epochs, clipping 3.0, float32; EMA teachers with momentum
-0.999 -> 1 (cosine). Differences: one AdamW over both students and the predictors instead of one per modality (the
-same updates: the two losses touch disjoint parameters; clipping is then global instead of per modality), and no
-online CTC/attention probe on the detached features (it needs character transcripts and does not shape the
-encoders)."""
+0.999 -> 1 (cosine). Online probes as the original's: each student's CTC head + attention decoder (d 256, 4 heads,
+FFN 2048, 6 layers) on its detached features, loss CTC + attention (label smoothing 0.1) added to the objective,
+metrics ``video_probe_unit_error_rate`` / ``audio_probe_unit_error_rate`` (greedy CTC units against the
+transcripts' units; the original logs the decoder's accuracy and the CTC loss instead). The probes have 41 units
+(0 = <blank>, 1..39, 40 = <eos>), as the original; that unit set is not published (probably characters) and the
+standard unigram1000 CSVs do not fit it: train on them with ``model.probe_vocab_size=1049`` (the probes then read
+the unigram units) or ``model.probe_vocab_size=0 metrics=()`` (no probes), else the first batch holding another
+id stops the run with an error naming the ids. Difference: one AdamW over both students, the predictors and the
+probes instead of one per modality (the same updates: the two losses touch disjoint parameters; clipping is then
+global instead of per modality, and the probes' gradients count in it, as in the original's per-modality
+clipping)."""
 
 
 # ----------------------------------------------------------------------------------------------------------------
