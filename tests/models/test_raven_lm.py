@@ -244,3 +244,25 @@ def test_batched_search_with_the_lm_equals_one_utterance_at_a_time() -> None:
     ]
     assert batched == alone
     assert batched != beam_search(decoder, memory, valid, ctc, eos=vocab - 1, beam_size=4)
+
+
+def test_recognize_fuses_the_language_model() -> None:
+    torch.manual_seed(3)
+    model = zoo.build(
+        "raven-asr-base-lowres",
+        dim=16,
+        heads=2,
+        ffn=32,
+        blocks=1,
+        decoder_dim=8,
+        decoder_heads=2,
+        decoder_ffn=16,
+        decoder_layers=1,
+    ).eval()
+    lm = RAVEnLM(**SMALL).eval()
+    audio, lengths = torch.randn(2, 6 * 640), torch.tensor([6 * 640, 4 * 640])
+    found = model.recognize(audio, lengths, beam_size=3, lm=lm, lm_weight=0.3)
+    with torch.no_grad():
+        memory, valid = model.encode(audio, lengths)
+        ctc = torch.log_softmax(model.ctc_head(memory), -1)
+    assert found == beam_search(model.decoder, memory, valid, ctc, eos=1048, beam_size=3, lm=lm, lm_weight=0.3)

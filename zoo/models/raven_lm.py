@@ -36,7 +36,15 @@ from torch import nn
 
 from zoo.convert import from_reference, register_converter
 from zoo.layers.attention import MultiHeadAttention
-from zoo.models.raven import CITATION, LAYER_NORM_EPS, PAPER, SMALL_TOKENS, VOCAB_SIZE, FeedForward
+from zoo.models.raven import (
+    CITATION,
+    LAYER_NORM_EPS,
+    PAPER,
+    SMALL_TOKENS,
+    VOCAB_SIZE,
+    FeedForward,
+    teacher_forcing_input,
+)
 from zoo.registry import SmallConfig, TensorSpec, build, register_model
 from zoo.weights import load_state_dict_strict, read_checkpoint
 
@@ -124,8 +132,7 @@ class RAVEnLM(nn.Module):
         return torch.relu(self.input_dropout(self.input_norm(self.input_proj(self.embed(tokens)))))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        sos = tokens.new_full((tokens.shape[0], 1), self.eos_id)
-        inputs = torch.cat((sos, tokens.masked_fill(tokens < 0, self.eos_id)), dim=1)
+        inputs = teacher_forcing_input(tokens, self.eos_id)
         length = inputs.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
         x = self._input(inputs)
