@@ -179,6 +179,6 @@ def test_pretraining_recipe_trains_and_logs_the_probes_through_the_cli(tmp_path:
 def test_pretraining_recipe_stops_on_transcripts_outside_the_probe_units(tmp_path: Path, capsys) -> None:
     root = tmp_path / "lrs3"
     write_audiovisual_lrs3(root, {"s/0": (3, 45), "s/1": (1, 2)}, frames=4)
-    argv = _pretrain_argv(root, tmp_path / "run", "epochs=1", "val_split=None")
+    argv = _pretrain_argv(root, tmp_path / "run", "epochs=1", "val_split=None", "model.probe_vocab_size=41")
     assert main(argv) == 2
     assert "target unit ids [45] do not fit its 41 outputs" in capsys.readouterr().err

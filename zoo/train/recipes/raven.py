@@ -47,6 +47,7 @@ from torch import nn
 
 from zoo.decoding import IncrementalLanguageModel, UnitList, ctc_greedy, word_error_rate, word_errors
 from zoo.errors import ConfigError
+from zoo.models.raven import VOCAB_SIZE
 from zoo.models.raven_lm import load_language_model
 from zoo.train.recipe import Recipe, register_recipe
 from zoo.train.recipes.spikgru import SPIKGRU_DVSLIP
@@ -454,6 +455,7 @@ RAVEN_PRETRAIN = register_recipe(
     Recipe(
         name="raven-pretrain-base-lrs3",
         model="raven-pretrain-base",
+        model_overrides={"probe_vocab_size": VOCAB_SIZE},
         dataset="lrs3",
         dataset_options={"modality": "audiovisual", "max_frames": 500},
         train_options={"augment_time_mask": False, "max_frames": 2400},
@@ -480,11 +482,12 @@ peak lr 3e-3 after 40 warm-up epochs, cosine to 1e-5, 150 epochs, clipping 3.0, 
 0.999 -> 1 (cosine). Online probes as the original's: each student's CTC head + attention decoder (d 256, 4 heads,
 FFN 2048, 6 layers) on its detached features, loss CTC + attention (label smoothing 0.1) added to the objective,
 metrics ``video_probe_unit_error_rate`` / ``audio_probe_unit_error_rate`` (greedy CTC units against the
-transcripts' units; the original logs the decoder's accuracy and the CTC loss instead). The probes have 41 units
-(0 = <blank>, 1..39, 40 = <eos>), as the original; that unit set is not published (probably characters) and the
-standard unigram1000 CSVs do not fit it: train on them with ``model.probe_vocab_size=1049`` (the probes then read
-the unigram units) or ``model.probe_vocab_size=0 metrics=()`` (no probes), else the first batch holding another
-id stops the run with an error naming the ids. Difference: one AdamW over both students, the predictors and the
+transcripts' units; the original logs the decoder's accuracy and the CTC loss instead). Differences: the probes
+read the CSVs' unigram1000 units (``model.probe_vocab_size=1049``): the original's probes have 41 units (the model's
+default: 0 = <blank>, 1..39, 40 = <eos>), an unpublished set (probably characters) that the original's own
+pre-training CSVs (unigram1000 ids up to 1047) do not fit; ``model.probe_vocab_size=41`` restores them for
+41-unit transcripts (another id stops the run with an error naming the ids) and ``model.probe_vocab_size=0
+metrics=()`` drops the probes. One AdamW over both students, the predictors and the
 probes instead of one per modality (the same updates: the two losses touch disjoint parameters; clipping is then
 global instead of per modality, and the probes' gradients count in it, as in the original's per-modality
 clipping)."""
