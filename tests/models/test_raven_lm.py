@@ -9,6 +9,7 @@ after_norm; decoder Linear), not read from a real checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
@@ -214,6 +215,62 @@ def test_the_language_model_changes_the_winner_at_the_weight_worked_out_by_hand(
     assert hand_search(0.2) == [[B]]
 
 
+def exhaustive_best(decoder, lm, memory, ctc_log_probs, eos, ctc_weight, lm_weight):
+    """Best eq. (1) score with the LM term over every hypothesis the search can return: ended by <eos> within T
+    steps (LM and attention score <eos> too), or T units cut at the last step (scored as a prefix); CTC
+    probabilities summed over every alignment."""
+    frames, vocab = ctc_log_probs.shape
+    probs = ctc_log_probs.exp().double()
+    full: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(vocab - 1), repeat=frames):
+        merged = [unit for index, unit in enumerate(path) if index == 0 or unit != path[index - 1]]
+        key = tuple(unit for unit in merged if unit != 0)
+        full[key] = full.get(key, 0.0) + math.prod(probs[t, unit].item() for t, unit in enumerate(path))
+    best, best_score = None, -math.inf
+    for length in range(frames + 1):
+        hypotheses = list(itertools.product(range(1, vocab - 1), repeat=length))
+        units = torch.tensor(hypotheses, dtype=torch.long).reshape(len(hypotheses), length)
+        steps = torch.cat((units, torch.full((len(hypotheses), 1), eos)), dim=1)
+        with torch.no_grad():
+            inputs = torch.cat((torch.full((len(hypotheses), 1), eos), units), dim=1)
+            valid = torch.ones(len(hypotheses), frames, dtype=torch.bool)
+            attention = torch.log_softmax(decoder(inputs, memory.expand(len(hypotheses), -1, -1), valid), -1)
+            language = torch.log_softmax(lm(units), -1)
+        att = attention.gather(2, steps[..., None])[..., 0].double()
+        fused = language.gather(2, steps[..., None])[..., 0].double()
+        for index, hypothesis in enumerate(hypotheses):
+            if length < frames:  # ended by <eos> at step length + 1 <= T
+                ctc = math.log(max(full.get(hypothesis, 0.0), 1e-300))
+                model_terms = (1 - ctc_weight) * att[index].sum() + lm_weight * fused[index].sum()
+            else:  # still running at step T: cut there, scored as a prefix
+                prefix = sum(p for key, p in full.items() if key[:length] == hypothesis)
+                ctc = math.log(max(prefix, 1e-300))
+                model_terms = (1 - ctc_weight) * att[index, :-1].sum() + lm_weight * fused[index, :-1].sum()
+            score = float(model_terms) + ctc_weight * ctc
+            if score > best_score:
+                best, best_score = list(hypothesis), score
+    return best
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_fused_search_equals_exhaustive_search(seed: int) -> None:
+    """Seeds where the LM changes the plain search's answer (checked below), so the LM term is exercised."""
+    torch.manual_seed(seed)
+    vocab, eos, frames = 5, 4, 4
+    decoder = RAVEnDecoder(vocab, encoder_dim=8, dim=8, heads=2, ffn=16, layers=1, dropout=0.0).eval()
+    lm = RAVEnLM(vocab, embed_dim=4, dim=8, heads=2, ffn=16, layers=1).eval()
+    with torch.no_grad():
+        for parameter in decoder.parameters():
+            parameter.mul_(3.0)  # peaked distributions
+        lm.output.weight.mul_(10.0)
+    memory = torch.randn(1, frames, 8)
+    ctc = torch.log_softmax(3 * torch.randn(1, frames, vocab), -1)
+    valid = torch.ones(1, frames, dtype=torch.bool)
+    found = beam_search(decoder, memory, valid, ctc, eos, beam_size=81, ctc_weight=0.3, lm=lm, lm_weight=1.0)
+    assert found == [exhaustive_best(decoder, lm, memory, ctc[0], eos, 0.3, 1.0)]
+    assert found != beam_search(decoder, memory, valid, ctc, eos, beam_size=81, ctc_weight=0.3)
+
+
 def test_no_language_model_or_weight_zero_is_the_plain_search() -> None:
     torch.manual_seed(1)
     decoder = RAVEnDecoder(1049, encoder_dim=8, dim=8, heads=2, ffn=16, layers=1, dropout=0.0).eval()
@@ -248,21 +305,12 @@ def test_batched_search_with_the_lm_equals_one_utterance_at_a_time() -> None:
 
 def test_recognize_fuses_the_language_model() -> None:
     torch.manual_seed(3)
-    model = zoo.build(
-        "raven-asr-base-lowres",
-        dim=16,
-        heads=2,
-        ffn=32,
-        blocks=1,
-        decoder_dim=8,
-        decoder_heads=2,
-        decoder_ffn=16,
-        decoder_layers=1,
-    ).eval()
-    lm = RAVEnLM(**SMALL).eval()
+    small = dict(dim=16, heads=2, ffn=32, blocks=1, decoder_dim=8, decoder_heads=2, decoder_ffn=16, decoder_layers=1)
+    model = zoo.build("raven-asr-base-lowres", vocab_size=8, **small).eval()
+    lm = RAVEnLM(vocab_size=8, **SMALL).eval()
     audio, lengths = torch.randn(2, 6 * 640), torch.tensor([6 * 640, 4 * 640])
     found = model.recognize(audio, lengths, beam_size=3, lm=lm, lm_weight=0.3)
     with torch.no_grad():
         memory, valid = model.encode(audio, lengths)
         ctc = torch.log_softmax(model.ctc_head(memory), -1)
-    assert found == beam_search(model.decoder, memory, valid, ctc, eos=1048, beam_size=3, lm=lm, lm_weight=0.3)
+    assert found == beam_search(model.decoder, memory, valid, ctc, eos=7, beam_size=3, lm=lm, lm_weight=0.3)
