@@ -222,6 +222,11 @@ class LRS3(Dataset):
             return None
         return FrameBudgetBatchSampler(self.sizes, self.max_frames, shuffle, seed, rank, world_size, pad=shuffle)
 
+    def sample_name(self, index: int) -> str:
+        """The utterance's relative path as the CSV lists it (e.g. ``test/0Fi83BHQsMA/00002.mp4``): its name in
+        ``python -m zoo.evaluate``'s hypothesis file."""
+        return self.utterances[index].path
+
     def video_path(self, index: int) -> Path:
         return self.video_root / self.utterances[index].path
 

@@ -23,7 +23,8 @@ Common: AdamW (0.9, 0.98), linear warm-up then cosine to 1e-5, gradient clipping
 ``raven_hybrid`` = 0.1 CTC + 0.9 label-smoothed (0.1) attention cross-entropy, both summed over units and
 divided by the batch size (ESPnet); metric ``unit_error_rate`` (greedy CTC units vs the reference units). The
 encoder starts from a pre-trained RAVEn encoder: ``model.pretrained_encoder=PATH`` (any layout of the released
-encoder files; `zoo.models.raven.load_pretrained_encoder`). WER with beam search: `word_error_rate_of`.
+encoder files; `zoo.models.raven.load_pretrained_encoder`). WER with beam search: `word_error_rate_of`
+(``python -m zoo.evaluate --units FILE``).
 
 Layer-wise learning rates (the original's rule, as explicit `param_groups`): encoder block i of N gets
 lr x rho^(N - i - 1), the front-end and the embedding lr x rho^N, the CTC head, the decoder and the encoder's
@@ -62,6 +63,7 @@ __all__ = [
     "layer_decay_groups",
     "probe_output",
     "raven_pretrain_loss",
+    "transcribe",
     "unit_error_rate",
     "word_error_rate_of",
 ]
@@ -143,7 +145,7 @@ def unit_error_rate(output: Mapping[str, torch.Tensor], target: torch.Tensor) ->
 
 
 @torch.no_grad()
-def word_error_rate_of(
+def transcribe(
     model: nn.Module,
     batches: Iterable[tuple[Mapping[str, torch.Tensor], torch.Tensor]],
     units: UnitList,
@@ -152,16 +154,18 @@ def word_error_rate_of(
     device: torch.device | str = "cpu",
     lm: IncrementalLanguageModel | str | Path | None = None,
     lm_weight: float = 0.0,
-) -> tuple[float, list[str]]:
-    """WER of a RAVEn recogniser over collated batches (e.g. a DataLoader of `zoo.datasets.LRS3` with its
-    ``collate_fn``): beam search (``beam_size=0``: greedy CTC), unit ids to text through `units`.
+) -> tuple[list[str], list[str]]:
+    """Hypotheses and reference texts of a recogniser (a model with RAVEn's ``recognize(x, lengths, beam_size,
+    ctc_weight, lm, lm_weight)``) over collated batches ``({"x", "lengths"}, unit ids padded with -1)``, e.g. a
+    DataLoader of `zoo.datasets.LRS3` with its ``collate_fn``: beam search (``beam_size=0``: greedy CTC), unit ids
+    to text through `units`.
 
     `lm` (a language model, or the path of one: the released ``rnnlm.model.best`` or a ``raven-lm-lrs3`` run,
     read by `zoo.models.raven_lm.load_language_model`) joins the search with weight `lm_weight`, as the "+LM" rows
     (0.2 for VSR on LRS3, 0.3 for the 30 h VSR and ASR rows in the original's scripts).
 
     Returns:
-        (word errors / reference words, the hypotheses in order).
+        (hypotheses, references), one text per utterance in batch order.
     """
     model.eval()
     if isinstance(lm, (str, Path)):
@@ -178,6 +182,26 @@ def word_error_rate_of(
         )
         hypotheses += [units.text(hyp) for hyp in found]
         references += [units.text([unit for unit in row if unit >= 0]) for row in target.tolist()]
+    return hypotheses, references
+
+
+def word_error_rate_of(
+    model: nn.Module,
+    batches: Iterable[tuple[Mapping[str, torch.Tensor], torch.Tensor]],
+    units: UnitList,
+    beam_size: int = 40,
+    ctc_weight: float = 0.1,
+    device: torch.device | str = "cpu",
+    lm: IncrementalLanguageModel | str | Path | None = None,
+    lm_weight: float = 0.0,
+) -> tuple[float, list[str]]:
+    """WER of a recogniser over collated batches (arguments as `transcribe`; ``python -m zoo.evaluate --units``
+    runs it on a dataset split).
+
+    Returns:
+        (word errors / reference words, the hypotheses in order).
+    """
+    hypotheses, references = transcribe(model, batches, units, beam_size, ctc_weight, device, lm, lm_weight)
     errors, words = word_error_rate(hypotheses, references)
     return errors / max(words, 1), hypotheses
 
