@@ -28,7 +28,8 @@ call for all U utterances; ``per-utterance loop``: the original's structure, ESP
 per utterance, here `beam_search` on each utterance alone (B = 1, its own length, no padding), in a Python loop.
 With random weights <eos> is seldom the best choice, so hypotheses tend to run to the utterance's length (the search
 stops after T steps at the latest, as ESPnet at maxlenratio 0); the report lists the decoder steps and hypothesis
-lengths of both, and how many best hypotheses the two runs agree on.
+lengths of both, and how many best hypotheses the two runs agree on. Warm-up: one untimed run of each search, which
+also counts the decoder steps, FLOPs and peak memory; then ``--decode-repeats`` timed runs.
 
 Sizes: defaults are the issue's (B = 8, T = 150 for the attention parts; U = 32 utterances of 100..150 frames, LRS3
 lengths at 25 fps). ``--quick`` (CPU): the encoder at B = 2, T = 25, the back-end and the attention layer at B = 2,
@@ -212,16 +213,33 @@ def flops_of(run: Callable[[int], object]) -> int:
     return counter.get_total_flops()
 
 
+class CudaPeak:
+    """Context manager: `bytes` = the CUDA allocator's peak during the block above what was allocated at its start
+    (None on the CPU)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.bytes = device, None
+
+    def __enter__(self) -> CudaPeak:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.bytes = torch.cuda.max_memory_allocated(self.device) - self.start
+
+
 def peak_memory_bytes(run: Callable[[int], object], device: torch.device) -> int | None:
-    """CUDA allocator peak of one call of `run` above what was allocated before it; None on the CPU."""
+    """`CudaPeak` of one extra call of `run` on a GPU; None (and no call) on the CPU."""
     if device.type != "cuda":
         return None
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    run(0)
-    torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) - before
+    with CudaPeak(device) as peak:
+        run(0)
+    return peak.bytes
 
 
 def alternate(
@@ -330,15 +348,20 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
         return hypotheses
 
     searches = {"batched": batched, "per-utterance loop": loop}
-    # the first call of each (untimed, the first warm-up) counts the decoder steps and the FLOPs
+    # the first call of each (untimed, the warm-up: a loop run can take minutes) counts decoder steps, FLOPs, memory
     counted = {}
     for label, search in searches.items():
         counter = CountingDecoder(recognizer.decoder)
-        with flop_counter() as flops:
+        with CudaPeak(device) as peak, flop_counter() as flops:
             hypotheses = search(counter)
-        counted[label] = {"steps": counter.steps, "hypotheses": hypotheses, "flops": flops.get_total_flops()}
+        counted[label] = {
+            "steps": counter.steps,
+            "hypotheses": hypotheses,
+            "flops": flops.get_total_flops(),
+            "peak_memory_bytes": peak.bytes,
+        }
     runs = {label: (lambda _, search=search: search(recognizer.decoder)) for label, search in searches.items()}
-    times = alternate(runs, device, max(0, args.warmup - 1), args.decode_repeats)
+    times = alternate(runs, device, 0, args.decode_repeats)
     batched_best, loop_best = counted["batched"]["hypotheses"], counted["per-utterance loop"]["hypotheses"]
     agree = sum(a == b for a, b in zip(batched_best, loop_best, strict=True))
     rows = []
@@ -359,7 +382,7 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
                 "ratio": statistics.median(times["per-utterance loop"]) / statistics.median(times[label]),
                 "flops": flops,
                 "floor_ms": 1e3 * flops / rate,
-                "peak_memory_bytes": peak_memory_bytes(runs[label], device),
+                "peak_memory_bytes": counted[label]["peak_memory_bytes"],
             }
         )
     return rows
