@@ -85,9 +85,11 @@ SIZES = {"encoder": (8, 150), "backend": (8, 150), "attention": (8, 150)}
 QUICK_SIZES = {"encoder": (2, 25), "backend": (2, 150), "attention": (2, 150)}
 """--quick: the front-end dominates the encoder's CPU time, so the encoder runs 25 frames; the rest LRS3 lengths."""
 DECODING = {"utterances": 32, "frames": (100, 150)}
+"""Utterances decoded and their shortest and longest frame counts: LRS3 lengths (4-6 s at 25 fps)."""
 QUICK_DECODING = {"utterances": 4, "frames": (12, 20)}
+"""--quick: few and short utterances (a CPU decodes them in seconds)."""
 SHORTEST_FRACTION = 0.8
-"""The padded training batch: lengths evenly spaced from T down to this fraction of T."""
+"""The padded batch of the attention parts: lengths evenly spaced from T down to this fraction of T."""
 
 
 def padded_lengths(batch: int, frames: int, shortest: int) -> torch.Tensor:
