@@ -43,7 +43,9 @@ is a warm-up). Floors: the FLOPs of one run
 (`torch.utils.flop_counter`: matrix products, convolutions and attention, forward and backward) over the rate of a
 large matrix product measured on the same device at the same precision (the GEMM rate): no implementation of the
 same products can be faster (the counter's attention formula, QK^T and PV, also for the CPU fused kernel, which
-PyTorch's counter leaves out). Peak memory (CUDA allocator) on a GPU.
+PyTorch's counter leaves out). Operations: the ATen operations one run dispatches, views and bare allocations left
+out (`OpCounter`): about the kernels an eager run launches on a GPU, which bound it where the products are small
+(not counted for the compiled structure). Peak memory (CUDA allocator) on a GPU.
 
 Writes ``raven_<device>_<date>[_quick].{json,md,png}`` with the environment (device, driver, CUDA, versions, commit,
 date, command line).
@@ -57,12 +59,13 @@ import datetime as dt
 import json
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 import zoo
@@ -203,16 +206,40 @@ CPU_ATTENTION_FLOPS = {
 """PyTorch's FLOP counter knows the CUDA attention kernels only: the CPU fused kernel counted the same way."""
 
 
-def flop_counter() -> FlopCounterMode:
-    """A silent `FlopCounterMode` that also counts the CPU fused attention kernel."""
-    return FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS)
+ALLOCATIONS = {"empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided", "_unsafe_view", "lift_fresh"}
+"""Operations that only allocate or alias (besides those PyTorch marks as views): not counted as computing."""
 
 
-def flops_of(run: Callable[[int], object]) -> int:
-    """FLOPs of one call of `run` (matrix products, convolutions, attention; forward and backward)."""
-    with flop_counter() as counter:
+class OpCounter(TorchDispatchMode):
+    """Counts the ATen operations that compute (views and bare allocations left out): about the number of kernels
+    an eager run launches on a GPU, what bounds it when the products are small."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view and func.__name__.split(".")[0] not in ALLOCATIONS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """Within the block, count FLOPs (`FlopCounterMode`, plus the CPU fused attention kernel) and computing ATen
+    operations (`OpCounter`); the yielded dict gets ``flops`` and ``ops`` at the end."""
+    counts: dict[str, int] = {}
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as flops, OpCounter() as ops:
+        yield counts
+    counts.update(flops=flops.get_total_flops(), ops=ops.count)
+
+
+def counts_of(run: Callable[[int], object]) -> dict[str, int]:
+    """FLOPs (matrix products, convolutions, attention; forward and backward) and computing ATen operations of one
+    call of `run` (`counting`)."""
+    with counting() as counts:
         run(0)
-    return counter.get_total_flops()
+    return counts
 
 
 class CudaPeak:
@@ -270,10 +297,11 @@ def encoder_rows(args: argparse.Namespace, device: torch.device, rate: float) ->
         for mode in args.modes:
             runs = {structure: bench.run(structure, mode) for structure in bench.modules}
             times = alternate(runs, device, args.warmup, args.repeats)
-            flops = {structure: flops_of(runs[structure]) for structure in STRUCTURES}
-            flops[COMPILED] = flops["sdpa"]  # the same products; the counter does not see inside compiled code
+            counts = {structure: counts_of(runs[structure]) for structure in STRUCTURES}
+            # the same products; the operations inside compiled code are not ATen calls, so no operation count
+            counts[COMPILED] = {"flops": counts["sdpa"]["flops"], "ops": None}
             for structure, run in runs.items():
-                rows.append(encoder_row(part, mode, structure, bench, times, flops[structure], run, device, rate))
+                rows.append(encoder_row(part, mode, structure, bench, times, counts[structure], run, device, rate))
     return rows
 
 
@@ -283,13 +311,13 @@ def encoder_row(
     structure: str,
     bench: EncoderPart,
     times: dict[str, list[float]],
-    flops: int,
+    counts: dict[str, int | None],
     run: Callable[[int], None],
     device: torch.device,
     rate: float,
 ) -> dict[str, Any]:
     """One report row of an encoder part: sizes, time summary, speed-up over the reference (original structure),
-    FLOPs, floor, CUDA peak memory."""
+    FLOPs, floor, ATen operations, CUDA peak memory."""
     return {
         "part": part,
         "mode": mode,
@@ -300,8 +328,9 @@ def encoder_row(
         "input_shapes": bench.input_shapes(),
         **summary_ms(times[structure]),
         "ratio": statistics.median(times["reference"]) / statistics.median(times[structure]),
-        "flops": flops,
-        "floor_ms": 1e3 * flops / rate,
+        "flops": counts["flops"],
+        "floor_ms": 1e3 * counts["flops"] / rate,
+        "ops": counts["ops"],
         "peak_memory_bytes": peak_memory_bytes(run, device),
     }
 
@@ -354,14 +383,9 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
     counted = {}
     for label, search in searches.items():
         counter = CountingDecoder(recognizer.decoder)
-        with CudaPeak(device) as peak, flop_counter() as flops:
+        with CudaPeak(device) as peak, counting() as counts:
             hypotheses = search(counter)
-        counted[label] = {
-            "steps": counter.steps,
-            "hypotheses": hypotheses,
-            "flops": flops.get_total_flops(),
-            "peak_memory_bytes": peak.bytes,
-        }
+        counted[label] = {"steps": counter.steps, "hypotheses": hypotheses, **counts, "peak_memory_bytes": peak.bytes}
     runs = {label: (lambda _, search=search: search(recognizer.decoder)) for label, search in searches.items()}
     times = alternate(runs, device, 0, args.decode_repeats)
     batched_best, loop_best = counted["batched"]["hypotheses"], counted["per-utterance loop"]["hypotheses"]
@@ -384,6 +408,7 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
                 "ratio": statistics.median(times["per-utterance loop"]) / statistics.median(times[label]),
                 "flops": flops,
                 "floor_ms": 1e3 * flops / rate,
+                "ops": counted[label]["ops"],
                 "peak_memory_bytes": counted[label]["peak_memory_bytes"],
             }
         )
@@ -410,7 +435,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"threads, 1-minute load average {env['load_average_1min']:.1f} at the start"
         + ("; times are process CPU time." if env["device"] == "cpu" else "; times from CUDA events."),
         f"GEMM rate (n = {gemm['n']} matrix product, {settings['precision']}): "
-        f"{gemm['flops_per_s'] / 1e9:.1f} GFLOP/s; floor = FLOPs of the run / GEMM rate.",
+        f"{gemm['flops_per_s'] / 1e9:.1f} GFLOP/s; floor = FLOPs of the run / GEMM rate. ops = ATen operations "
+        "that compute (views and allocations left out): about the kernels an eager run launches on a GPU.",
         "",
         "## Relative-position attention: SDPA vs the original structure run eagerly",
         "",
@@ -418,15 +444,16 @@ def markdown(report: dict[str, Any]) -> str:
         "`ratio` = time of `reference` (the original structure) / time of the row, same part and mode: the speed-up "
         "over the original (above 1: faster than it).",
         "",
-        "| part | mode | B x T (lengths) | structure | median ms | p10 - p90 ms | ratio | GFLOP | floor ms | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| part | mode | B x T (lengths) | structure | median ms | p10 - p90 ms | ratio | GFLOP | floor ms | ops "
+        "| peak MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in (r for r in report["results"] if r["part"] != "decoding"):
         lengths = row["lengths"]
         lines.append(
             f"| {row['part']} | {row['mode']} | {row['batch']} x {row['frames']} ({min(lengths)}..{max(lengths)}) "
             f"| {row['structure']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} - {row['p90_ms']:.1f} "
-            f"| {row['ratio']:.2f}x | {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} "
+            f"| {row['ratio']:.2f}x | {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} | {row['ops'] or '-'} "
             f"| {_megabytes(row['peak_memory_bytes'])} |"
         )
     decoding = [r for r in report["results"] if r["part"] == "decoding"]
@@ -441,14 +468,15 @@ def markdown(report: dict[str, Any]) -> str:
             "it. Decoder steps: calls of the decoder (one per search step; the loop sums its utterances' steps).",
             "",
             "| structure | median ms | p10 - p90 ms | ratio | decoder steps | hypothesis lengths | GFLOP | floor ms "
-            "| peak MB |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| ops | peak MB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in decoding:
             lines.append(
                 f"| {row['structure']} | {row['median_ms']:.1f} | {row['p10_ms']:.1f} - {row['p90_ms']:.1f} "
                 f"| {row['ratio']:.2f}x | {row['decoder_steps']} | {', '.join(map(str, row['hypothesis_lengths']))} "
-                f"| {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} | {_megabytes(row['peak_memory_bytes'])} |"
+                f"| {row['flops'] / 1e9:.1f} | {row['floor_ms']:.1f} | {row['ops']} "
+                f"| {_megabytes(row['peak_memory_bytes'])} |"
             )
         lines += [
             "",

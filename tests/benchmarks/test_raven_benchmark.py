@@ -29,6 +29,15 @@ def test_counting_decoder_counts_steps_and_passes_results_through():
     assert counter.steps == 3 and output.tolist() == [2]
 
 
+def test_op_counter_counts_computing_operations_only():
+    x = torch.randn(4, 6)
+    with bench.OpCounter() as counter:
+        y = x.view(6, 4).t().transpose(0, 1)  # views
+        torch.empty(3)  # allocation
+        (y + 1).sum()
+    assert counter.count == 2
+
+
 def test_tiny_run_writes_json_markdown_and_png(tmp_path):
     arguments = ["--quick", "--parts", "encoder", "attention", "decoding", "--batch", "1", "--frames", "3"]
     arguments += ["--utterances", "2", "--decode-frames", "2", "3"]
@@ -50,6 +59,7 @@ def test_tiny_run_writes_json_markdown_and_png(tmp_path):
     ] + [("decoding", None, "batched"), ("decoding", None, "per-utterance loop")]
     for row in rows:
         assert row["median_ms"] > 0 and row["ratio"] > 0 and row["flops"] > 0 and row["floor_ms"] > 0
+        assert row["ops"] > 0
         if row["structure"] in ("reference", "per-utterance loop"):
             assert row["ratio"] == 1.0
     encoder_rows = [r for r in rows if r["part"] != "decoding"]
@@ -58,6 +68,9 @@ def test_tiny_run_writes_json_markdown_and_png(tmp_path):
     training = {(r["part"], r["structure"]): r["flops"] for r in encoder_rows if r["mode"] == "training"}
     inference = {(r["part"], r["structure"]): r["flops"] for r in encoder_rows if r["mode"] == "inference"}
     assert all(training[key] > inference[key] for key in training)  # the backward pass is counted
+    # the fused attention replaces the original's separate products, masks and softmax: fewer operations
+    ops = {(r["part"], r["mode"], r["structure"]): r["ops"] for r in encoder_rows}
+    assert ops["attention", "inference", "sdpa"] < ops["attention", "inference", "reference"]
     batched, loop = rows[-2:]
     assert batched["lengths"] == loop["lengths"] == [3, 2]
     # the batched search stops after the longest utterance's frames at the latest, each loop search after its own
