@@ -527,7 +527,7 @@ def bar_chart(report: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on cuda, else fp32")
     parser.add_argument("--quick", action="store_true", help="small CPU sizes (module docstring)")
@@ -536,7 +536,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="B of the attention parts")
     parser.add_argument("--frames", type=int, default=None, help="T of the attention parts")
     parser.add_argument("--utterances", type=int, default=None, help="utterances decoded (default 32; 4 quick)")
-    parser.add_argument("--decode-frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=None)
+    parser.add_argument(
+        "--decode-frames",
+        type=int,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        help="utterance lengths (default 100 150; 12 20 quick)",
+    )
     parser.add_argument("--compile", action="store_true", help=f"add the {COMPILED} structure (torch.compile)")
     parser.add_argument("--beam", type=int, default=40)
     parser.add_argument("--ctc-weight", type=float, default=0.1)
