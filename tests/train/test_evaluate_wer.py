@@ -5,6 +5,8 @@ a language model, from a training checkpoint or from a file in the original code
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import zoo
 from zoo.convert import convert_state_dict
 from zoo.datasets import LRS3
 from zoo.decoding import UnitList, word_errors
+from zoo.evaluate import build_parser
 from zoo.evaluate import main as evaluate_main
 from zoo.train import get_recipe
 from zoo.train.cli import main as train_main
@@ -218,3 +221,18 @@ def test_usage_errors(arguments: list[str], message: str, tmp_path: Path, capsys
     with pytest.raises(SystemExit) as exit_info:
         evaluate_main(["--data", str(tmp_path), *arguments])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_readme_evaluation_commands_parse_and_name_registered_recipes() -> None:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if "zoo.evaluate" in words:
+                commands.append(words[words.index("zoo.evaluate") + 1 :])
+    assert sum("--units" in words for words in commands) >= 3, commands
+    for words in commands:
+        arguments = build_parser().parse_intermixed_args(words)
+        if arguments.recipe is not None:
+            assert get_recipe(arguments.recipe).model in zoo.list_models()
