@@ -23,11 +23,17 @@ h = g + c follows from g's forward variables r^n_t(g) (prefix ending in c's labe
 they carry the forward variables unchanged. Only the `pre_beam` best units of each hypothesis by attention
 score (1.5 x beam, as ESPnet) get CTC scores; the blank unit is never a candidate.
 
-The search runs all utterances of a batch and all their beams as one batch of B x K hypotheses on the device.
+The search runs all utterances of a batch and their beams as one batch of hypotheses on the device.
 A hypothesis that emits <eos> ends; an utterance stops when its best ended score is at least the best running
 score (scores never increase, every term of (1) being a log-probability, so no running hypothesis can overtake it:
 the result equals an exhaustive search restricted to the beam), or after T steps (T = its number of encoder
 frames; the running hypotheses then end as they are, like ESPnet at maxlenratio 0).
+
+Each step computes only what can still change a result: the working batch holds the utterances not yet stopped,
+each with its hypotheses that can still win (running, and scoring above the utterance's best ended hypothesis:
+one at the first step, up to K after), padded to the same number W per utterance (N = M x W rows, so the decoder
+reads each utterance's memory once for its W hypotheses). The top K of an utterance are chosen among its candidates
+placed where a search carrying all K beams every step would hold them, so the choice is the same as that search's.
 """
 
 from __future__ import annotations
@@ -57,11 +63,15 @@ WORD_BOUNDARY = "\u2581"
 
 
 class DecoderStateLike(Protocol):
-    def select(self, index: torch.Tensor, reorder_memory: bool = True) -> DecoderStateLike: ...
+    def select(self, index: torch.Tensor, memory_rows: bool | torch.Tensor = True) -> DecoderStateLike: ...
 
 
 class IncrementalDecoder(Protocol):
-    """What `beam_search` needs of an attention decoder (e.g. `zoo.models.raven.RAVEnDecoder`)."""
+    """What `beam_search` needs of an attention decoder (e.g. `zoo.models.raven.RAVEnDecoder`): `init_state` for B
+    utterances (one hypothesis each: <sos>); `step` reading the last unit of N = M x W hypotheses [N] of a state with
+    M memory rows (hypotheses m W .. m W + W - 1 read memory row m) and giving log-probabilities of the next unit
+    [N, V]; the state's ``select(index, memory_rows)`` keeping hypotheses `index` [N'] and memory rows `memory_rows`
+    (a tensor [M'] of rows, or False: all, the hypotheses still grouped by row)."""
 
     def init_state(self, memory: torch.Tensor, memory_valid: torch.Tensor) -> DecoderStateLike: ...
 
@@ -250,76 +260,135 @@ def beam_search(
     device = ctc_log_probs.device
     beam = beam_size
     pre_beam = min(pre_beam or int(1.5 * beam), vocab - 1)
-    hyps = batch * beam
-    utterance = torch.arange(batch, device=device).repeat_interleave(beam)
     lengths = memory_valid.sum(1)
 
     # padded frames: every unit impossible but blank, which carries the forward variables unchanged
     log_probs = ctc_log_probs.float().masked_fill(~memory_valid[..., None], -math.inf)
     log_probs[..., blank] = log_probs[..., blank].masked_fill(~memory_valid, 0.0)
     by_unit = log_probs.transpose(1, 2)  # [B, V, T]
-    blank_log_probs = log_probs[..., blank][utterance]  # [N, T]
+    blank_by_utterance = log_probs[..., blank]  # [B, T]
 
-    state = decoder.init_state(memory, memory_valid).select(utterance)
+    # The working batch: the M utterances still decoded (`utterances`, ids into the batch; per utterance its frame
+    # count, best ended score and tokens), `width` hypotheses each (N = M x width rows, utterance-major). `places`
+    # [N]: each hypothesis's rank among its utterance's K beams of the step before (K for padding), i.e. its place
+    # in a search carrying all B x K beams every step; `dense`: the places are 0 .. width - 1 in every utterance.
+    utterances = torch.arange(batch, device=device)
+    utterance_lengths = lengths
+    utterance_best = log_probs.new_full((batch,), -math.inf)
+    utterance_tokens = torch.full((batch, frames + 1), eos, dtype=torch.long, device=device)
+    best_tokens = utterance_tokens.clone()
+    width, dense, places = 1, True, None
+    hypothesis_utterance = utterances
+    blank_log_probs = blank_by_utterance  # [N, T]
+    state = decoder.init_state(memory, memory_valid)
     fuse_lm = lm is not None and lm_weight != 0.0
-    lm_state = lm.init_state(hyps, device) if fuse_lm else None
-    r_nonblank = log_probs.new_full((hyps, frames), -math.inf)
+    lm_state = lm.init_state(batch, device) if fuse_lm else None
+    r_nonblank = log_probs.new_full((batch, frames), -math.inf)
     r_blank = blank_log_probs.cumsum(1)
-    psi = log_probs.new_zeros(hyps)
-    scores = log_probs.new_full((batch, beam), -math.inf)
-    scores[:, 0] = 0.0
-    tokens = torch.full((hyps, 0), eos, dtype=torch.long, device=device)
-    last = torch.full((hyps,), eos, dtype=torch.long, device=device)
-    best_score = log_probs.new_full((batch,), -math.inf)
-    best_tokens = torch.full((batch, frames + 1), eos, dtype=torch.long, device=device)
-    offsets = torch.arange(batch, device=device)[:, None] * beam
+    psi = log_probs.new_zeros(batch)
+    scores = log_probs.new_zeros(batch)
+    tokens = torch.full((batch, 0), eos, dtype=torch.long, device=device)
+    last = torch.full((batch,), eos, dtype=torch.long, device=device)
+    candidate_offsets = torch.arange(pre_beam, device=device)
 
     for step in range(int(lengths.max())):
+        rows, hyps = utterances.shape[0], utterances.shape[0] * width
+        row_index = torch.arange(rows, device=device)
         attention, next_state = decoder.step(last, state)
         attention = attention.float()
         attention[:, blank] = -math.inf
         candidate_attention, candidates = attention.topk(pre_beam, dim=1)  # [N, P]
-        candidate_log_probs = by_unit[utterance[:, None], candidates]  # [N, P, T]
+        candidate_log_probs = by_unit[hypothesis_utterance[:, None], candidates]  # [N, P, T]
         psi_new, r_n, r_b = ctc_prefix_extend(
             candidate_log_probs, blank_log_probs, r_nonblank, r_blank, candidates == last[:, None], step == 0, step
         )
         ended = torch.logaddexp(r_nonblank[:, -1], r_blank[:, -1])
         psi_new = torch.where(candidates == eos, ended[:, None], psi_new)
-        total = (
-            scores.reshape(hyps, 1) + (1.0 - ctc_weight) * candidate_attention + ctc_weight * (psi_new - psi[:, None])
-        )
+        total = scores[:, None] + (1.0 - ctc_weight) * candidate_attention + ctc_weight * (psi_new - psi[:, None])
         if fuse_lm:
             lm_log_probs, next_lm_state = lm.step(last, lm_state)
             total = total + lm_weight * lm_log_probs.float().gather(1, candidates)
         total = total.masked_fill(total.isnan(), -math.inf)  # -inf - (-inf): dead or CTC-impossible hypotheses
-        top_scores, top_index = total.view(batch, beam * pre_beam).topk(beam, dim=1)
-        source = (offsets + top_index // pre_beam).reshape(-1)
-        column = (top_index % pre_beam).reshape(-1)
+
+        # each utterance's candidates at their places among K x P (-inf where no hypothesis is; padding -> place K),
+        # so the top K are chosen from the same row, in the same order, as with all K beams carried
+        if dense:
+            placed = total.view(rows, width * pre_beam)
+            if width < beam:
+                placed = torch.nn.functional.pad(placed, (0, (beam - width) * pre_beam), value=-math.inf)
+            top_scores, top_index = placed.topk(beam, dim=1)  # [M, K]
+            place = top_index // pre_beam if width == beam else (top_index // pre_beam).clamp(max=width - 1)
+            source = (row_index[:, None] * width + place).view(-1)  # [M K] rows of the working batch
+        else:
+            placed = total.new_full((rows, (beam + 1) * pre_beam), -math.inf)
+            columns = (places[:, None] * pre_beam + candidate_offsets).view(rows, width * pre_beam)
+            placed.scatter_(1, columns, total.view(rows, width * pre_beam))
+            top_scores, top_index = placed[:, : beam * pre_beam].topk(beam, dim=1)
+            row_at_place = (row_index[:, None] * width).repeat(1, beam + 1)  # places no hypothesis holds: dead ones
+            row_at_place.scatter_(1, places.view(rows, width), torch.arange(hyps, device=device).view(rows, width))
+            source = row_at_place.gather(1, top_index // pre_beam).view(-1)
+        column = (top_index % pre_beam).view(-1)
         new_units = candidates[source, column]
-        tokens = torch.cat((tokens[source], new_units[:, None]), dim=1)
-        state = next_state.select(source, reorder_memory=False)
+        new_scores = top_scores
+
+        # hypotheses that end now: those choosing <eos>, and every running one at the utterance's last step
+        ending = (new_units.view(rows, beam) == eos) | (step + 1 >= utterance_lengths)[:, None]
+        ending &= torch.isfinite(new_scores)
+        candidate_best, candidate_beam = new_scores.masked_fill(~ending, -math.inf).max(dim=1)
+        improved = candidate_best > utterance_best
+        chosen_entry = row_index * beam + candidate_beam
+        chosen = torch.full((rows, frames + 1), eos, dtype=torch.long, device=device)
+        chosen[:, :step] = tokens[source[chosen_entry]]
+        chosen[:, step] = new_units[chosen_entry]
+        utterance_tokens = torch.where(improved[:, None], chosen, utterance_tokens)
+        utterance_best = torch.where(improved, candidate_best, utterance_best)
+
+        # the next working batch: the hypotheses that can still win (running, above their utterance's best ended
+        # score: scores never increase) in place order, padded per utterance to the widest; utterances left without
+        # any have stopped and leave it
+        new_scores = new_scores.masked_fill(ending, -math.inf)
+        live = new_scores > utterance_best[:, None]  # [M, K]
+        counts, leading = torch.stack((live.sum(1), live.cumprod(dim=1).sum(1))).tolist()
+        width, previous_width = max(counts), width
+        kept = [row for row, count in enumerate(counts) if count]
+        if len(kept) < rows:
+            kept_rows = torch.tensor(kept, dtype=torch.long, device=device)
+            best_tokens[utterances] = utterance_tokens
+            utterances, utterance_lengths = utterances[kept_rows], utterance_lengths[kept_rows]
+            utterance_best, utterance_tokens = utterance_best[kept_rows], utterance_tokens[kept_rows]
+        if width == 0:
+            break
+        dense = all(counts[row] == leading[row] == width for row in kept)
+        padding = None
+        if dense and len(kept) == rows and width == beam:
+            entries = None  # every hypothesis of every utterance goes on
+        else:
+            row_offsets = (row_index if len(kept) == rows else kept_rows)[:, None] * beam
+            if dense:
+                entries = (row_offsets + torch.arange(width, device=device)).view(-1)
+            else:
+                order = torch.argsort((~live).to(torch.uint8), dim=1, stable=True)[:, :width]  # live first, by place
+                padding = torch.arange(width, device=device) >= live.sum(1, keepdim=True)  # [M, W']
+                order = torch.where(padding, order[:, :1], order)
+                if len(kept) < rows:
+                    order, padding = order[kept_rows], padding[kept_rows]
+                entries = (row_offsets + order).view(-1)  # into the M x K new hypotheses
+                places = order.masked_fill(padding, beam).view(-1)
+                padding = padding.view(-1)
+            source, column = source[entries], column[entries]
+            new_units, new_scores = new_units[entries], new_scores.view(-1)[entries]
+        if len(kept) < rows or width != previous_width:
+            hypothesis_utterance = utterances.repeat_interleave(width)
+            blank_log_probs = blank_by_utterance[hypothesis_utterance]
+        state = next_state.select(source, kept_rows if len(kept) < rows else False)
         if fuse_lm:
             lm_state = next_lm_state.select(source)
         r_nonblank, r_blank, psi = r_n[source, column], r_b[source, column], psi_new[source, column]
-        last, scores = new_units, top_scores
+        tokens = torch.cat((tokens[source], new_units.view(-1, 1)), dim=1)
+        last = new_units.view(-1)
+        scores = new_scores.view(-1) if padding is None else new_scores.masked_fill(padding, -math.inf)
 
-        # hypotheses that end now: those choosing <eos>, and every running one at the utterance's last step
-        final_step = (step + 1 >= lengths)[:, None]
-        ending = (new_units.view(batch, beam) == eos) | final_step
-        ending &= torch.isfinite(scores)
-        ended_scores = scores.masked_fill(~ending, -math.inf)
-        candidate_best, candidate_beam = ended_scores.max(dim=1)
-        improved = candidate_best > best_score
-        chosen = tokens.view(batch, beam, -1)[torch.arange(batch, device=device), candidate_beam]
-        best_tokens[improved, : chosen.shape[1]] = chosen[improved]
-        best_tokens[improved, chosen.shape[1] :] = eos
-        best_score = torch.where(improved, candidate_best, best_score)
-        scores = scores.masked_fill(ending, -math.inf)
-        finished = best_score >= scores.max(dim=1).values
-        scores = scores.masked_fill(finished[:, None], -math.inf)
-        if bool(finished.all()):
-            break
-
+    best_tokens[utterances] = utterance_tokens
     results = []
     for row in best_tokens.cpu().tolist():
         results.append(row[: row.index(eos)] if eos in row else row)

@@ -332,21 +332,26 @@ class DecoderLayer(nn.Module):
         memory_mask: torch.Tensor | None,
     ) -> torch.Tensor:
         """x: the queries' layer input [B, L, d]; self_keys/values [B, h, S, d_k] of LN1 of every position seen so
-        far (S >= L); memory: projected source keys/values [B, h, T, d_k]."""
+        far (S >= L); memory: projected source keys/values [M, h, T, d_k] with B = M x W: rows m W .. m W + W - 1
+        of x attend to memory row m (W = 1: one memory row per row of x; W > 1: the hypotheses of a beam search
+        attend to their utterance's memory as W x L queries, without a copy of it per hypothesis)."""
         x = x + self.dropout(
             self.self_attn.attend(self.self_attn.linear_q(self.norm1(x)), self_keys, self_values, self_mask)
         )
-        x = x + self.dropout(self.src_attn.attend(self.src_attn.linear_q(self.norm2(x)), *memory, memory_mask))
+        query = self.src_attn.linear_q(self.norm2(x))
+        grouped = query.reshape(memory[0].shape[0], -1, query.shape[-1])  # [M, W L, d]
+        x = x + self.dropout(self.src_attn.attend(grouped, *memory, memory_mask).reshape(x.shape))
         return x + self.dropout(self.ff(self.norm3(x)))
 
 
 @dataclasses.dataclass
 class DecoderState:
-    """What incremental decoding keeps per hypothesis (first axis N = hypotheses).
+    """What incremental decoding keeps: the encoder memory per utterance (M rows) and the decoded positions per
+    hypothesis (N = M x W rows; hypotheses m W .. m W + W - 1 read memory row m).
 
     Attributes:
-        memory: per layer, the source keys and values [N, h, T, d_k].
-        memory_mask: bool [N, 1, 1, T] valid source frames.
+        memory: per layer, the source keys and values [M, h, T, d_k].
+        memory_mask: bool [M, 1, 1, T] valid source frames.
         keys, values: per layer, keys/values of the tokens decoded so far [N, h, t, d_k].
     """
 
@@ -355,12 +360,17 @@ class DecoderState:
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
 
-    def select(self, index: torch.Tensor, reorder_memory: bool = True) -> DecoderState:
-        """The states of hypotheses `index` [N'] (e.g. the surviving beams). ``reorder_memory=False`` keeps the
-        memory as it is, for an `index` that maps every hypothesis to one of the same utterance (beam search)."""
+    def select(self, index: torch.Tensor, memory_rows: bool | torch.Tensor = True) -> DecoderState:
+        """The states of hypotheses `index` [N'] (e.g. the surviving beams), with memory rows
+
+        - True: one per selected hypothesis (``memory[index]``; needs N = M);
+        - False: the memory as it is (`index` keeps each group of hypotheses reading the same memory row, N' = M W');
+        - a tensor [M']: those rows (e.g. the utterances a beam search still decodes; N' = M' W').
+        """
         memory, memory_mask = self.memory, self.memory_mask
-        if reorder_memory:
-            memory, memory_mask = [(k[index], v[index]) for k, v in memory], memory_mask[index]
+        if isinstance(memory_rows, torch.Tensor) or memory_rows:
+            rows = memory_rows if isinstance(memory_rows, torch.Tensor) else index
+            memory, memory_mask = [(k[rows], v[rows]) for k, v in memory], memory_mask[rows]
         return DecoderState(
             memory=memory,
             memory_mask=memory_mask,
@@ -425,8 +435,9 @@ class RAVEnDecoder(nn.Module):
         return self.output(self.norm_out(x))
 
     def step(self, tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
-        """One incremental step: the last tokens [N] (position t = tokens decoded so far) -> log-probabilities of
-        the next unit [N, V] and the state extended by this position. Equals `forward` at position t."""
+        """One incremental step: the last tokens [N] (position t = tokens decoded so far; N = M x W for a state
+        with M memory rows, `DecoderState`) -> log-probabilities of the next unit [N, V] and the state extended by
+        this position. Equals `forward` at position t."""
         position = state.keys[0].shape[2]
         x = self._embed(tokens[:, None], position)
         keys, values = [], []
