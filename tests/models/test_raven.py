@@ -48,7 +48,7 @@ def random_state(listing: list, device: str = "cpu") -> dict[str, torch.Tensor]:
 def test_every_variant_is_registered() -> None:
     raven = set(zoo.list_models("raven-*"))
     assert set(MANIFESTS) <= raven
-    assert raven - set(MANIFESTS) == {"raven-pretrain-base", "raven-pretrain-large", "raven-spiking-dvslip"}
+    assert raven - set(MANIFESTS) == {"raven-lm", "raven-pretrain-base", "raven-pretrain-large", "raven-spiking-dvslip"}
 
 
 @pytest.mark.parametrize("name", sorted(MANIFESTS))
