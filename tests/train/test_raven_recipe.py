@@ -32,10 +32,10 @@ from zoo.train.recipes.raven import (
 
 UNITS = "\u2581RED 1\n\u2581BLUE 2\nS 3\n\u2581GREEN 4\nER 5\n\u2581NO 6\n"
 """A tiny unit list in RAVEn's ``unigram1000_units.txt`` format (``\u2581`` starts a word)."""
-TRANSCRIPTS = {"s/1": (1, 3, 2), "s/2": (4, 5), "s/3": (6, 2)}
-"""Unit ids per utterance: "REDS BLUE", "GREENER", "NO BLUE"."""
+TRANSCRIPTS = {"s/1": (1, 3), "s/2": (4, 5), "s/3": (6, 2)}
+"""Unit ids per utterance: "REDS", "GREENER", "NO BLUE"."""
 WORDS_PER_MINUTE = 350
-"""eSpeak NG's speaking rate for the utterances: 0.17 .. 0.36 s (4 .. 8 frames) each, short enough for quick runs."""
+"""eSpeak NG's speaking rate for the utterances: 0.17 .. 0.24 s (4 .. 5 frames) each, short enough for quick runs."""
 TINY = {
     "model.dim": 32,
     "model.heads": 2,
@@ -132,13 +132,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, float]]:
 
 @pytest.mark.slow
 def test_asr_finetuning_overfits_a_few_utterances(tmp_path: Path) -> None:
-    """90 steps of one utterance each (3 spoken utterances, 30 epochs, the recipe's cosine schedule) through the
-    CLI: the loss falls 5x and the beam-search WER from 1 to < 0.35.
+    """60 steps of the 3 spoken utterances (one batch, 60 epochs, the recipe's cosine schedule) through the CLI:
+    the loss falls 5x and the beam-search WER from 1 to < 0.35.
 
-    Single-utterance steps, many of them: BatchNorm's running variance starts at 1, far above what the front-end
-    stem gives on this speech (1e-4 .. 1e-3), and forgets its start by 0.9 per step. After 25 steps of the
-    3-utterance batch the model in evaluation mode (running statistics) answered the same transcript for all three
-    utterances while the training-mode model (batch statistics) got each right; after 90 steps the two agree."""
+    Why so many steps: BatchNorm's running variance starts at 1, far above what the front-end stem gives on this
+    speech (1e-4 .. 1e-3), and forgets its start by 0.9 per step. After 25 steps the model in evaluation mode
+    (running statistics) answered the same transcript for all three utterances while the training-mode model
+    (batch statistics) got each right. Single-utterance batches fitted less reliably (their statistics are not the
+    running ones): one batch of all three keeps the two alike."""
     root = tmp_path / "lrs3"
     write_spoken_lrs3(root)
     units = UnitList.from_file(root / "units.txt")
@@ -152,11 +153,11 @@ def test_asr_finetuning_overfits_a_few_utterances(tmp_path: Path) -> None:
     argv = ["raven-asr-base-lrs3-lowres", "--data", str(root), "--out", str(out), "--device", "cpu"]
     argv += ["--workers", "0", "--no-progress", "--no-tensorboard", "--seed", "0"]
     argv += [f"{key}={value}" for key, value in TINY.items()]
-    argv += ["epochs=30", "batch_size=1", "train_data.max_frames=None", "lr=3e-3", "warmup_epochs=0", "val_split=None"]
-    argv += ["train_data.augment_time_mask=False", f"param_groups={layer_decay_groups(1, 3e-3, 3e-3, 1.0)!r}"]
+    argv += ["epochs=60", "batch_size=3", "train_data.max_frames=None", "lr=5e-3", "warmup_epochs=0", "val_split=None"]
+    argv += ["train_data.augment_time_mask=False", f"param_groups={layer_decay_groups(1, 5e-3, 5e-3, 1.0)!r}"]
     assert main(argv) == 0
     losses = [row["train_loss"] for row in read_metrics(out)]
-    assert len(losses) == 30 and losses[-1] < losses[0] / 5, losses
+    assert len(losses) == 60 and losses[-1] < losses[0] / 5, losses
     model = zoo.load(out)
     wer, hypotheses = word_error_rate_of(model, batches, units, beam_size=4)
     assert wer < 0.35, hypotheses
