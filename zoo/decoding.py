@@ -33,7 +33,10 @@ Each step computes only what can still change a result: the working batch holds 
 each with its hypotheses that can still win (running, and scoring above the utterance's best ended hypothesis:
 one at the first step, up to K after), padded to the same number W per utterance (N = M x W rows, so the decoder
 reads each utterance's memory once for its W hypotheses). The top K of an utterance are chosen among its candidates
-placed where a search carrying all K beams every step would hold them, so the choice is the same as that search's.
+placed where a search carrying all K beams every step would hold them (-inf in the places of dropped hypotheses), so
+the hypotheses that can win are the ones that search keeps: a dropped hypothesis and its extensions score no more
+than the best ended one, which only a higher score replaces. (The one way to differ: exactly equal scores at the
+K-th place, where which of them topk keeps may depend on the rest of the row.)
 """
 
 from __future__ import annotations
