@@ -218,14 +218,20 @@ def ctc_prefix_extend(
     """
     n, p, frames = candidate_log_probs.shape
     r_g = torch.where(same_as_last[..., None], r_blank[:, None], torch.logaddexp(r_blank, r_nonblank)[:, None])
-    r_n = candidate_log_probs.new_full((n, p, frames), -math.inf)
-    r_b = candidate_log_probs.new_full((n, p, frames), -math.inf)
+    # one tensor for (phi, r^n, r^b) and one for (log p_t(c), log p_t(blank)), so that a frame's two recursions are
+    # two operations (a log-add-exp and an add into place) instead of six
+    variables = candidate_log_probs.new_full((n, p, 3, frames), -math.inf)
+    variables[:, :, 0] = r_g
     if empty_prefix:
-        r_n[..., 0] = candidate_log_probs[..., 0]
+        variables[:, :, 1, 0] = candidate_log_probs[..., 0]
+    emitted = torch.stack((candidate_log_probs, blank_log_probs[:, None].expand(n, p, frames)), dim=2)
     start = max(start, 1)
     for t in range(start, frames):
-        r_n[..., t] = torch.logaddexp(r_n[..., t - 1], r_g[..., t - 1]) + candidate_log_probs[..., t]
-        r_b[..., t] = torch.logaddexp(r_n[..., t - 1], r_b[..., t - 1]) + blank_log_probs[:, None, t]
+        previous = variables[..., t - 1]
+        torch.add(
+            torch.logaddexp(previous[:, :, 1:2], previous[:, :, 0::2]), emitted[..., t], out=variables[:, :, 1:, t]
+        )
+    r_n, r_b = variables[:, :, 1], variables[:, :, 2]
     terms = torch.cat((r_n[..., :1], r_g[..., start - 1 : -1] + candidate_log_probs[..., start:]), dim=-1)
     return torch.logsumexp(terms, dim=-1), r_n, r_b
 

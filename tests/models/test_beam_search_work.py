@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from zoo.decoding import beam_search
+from zoo.decoding import beam_search, ctc_prefix_extend
 from zoo.models.raven import RAVEnDecoder
 from zoo.models.raven_lm import RAVEnLM
 
@@ -118,3 +119,24 @@ def test_hypotheses_read_their_utterances_memory_as_a_copy_per_hypothesis_would(
         )
     assert second.memory_mask.shape[0] == 1
     torch.testing.assert_close(second_out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_forward_variables_give_the_ctc_probability_of_each_prefix() -> None:
+    """ctc_prefix_extend's two recursions (r^n, r^b, run as one stacked update per frame) extended unit by unit:
+    at the last frame they sum to the full CTC probability of the prefix (torch's CTC loss as the oracle), repeated
+    units included."""
+    generator = torch.Generator().manual_seed(6)
+    frames, units = 12, [3, 1, 1, 4, 2]
+    log_probs = torch.log_softmax(2 * torch.randn(frames, 6, generator=generator), -1)
+    blank = log_probs[None, :, 0]
+    r_nonblank, r_blank = torch.full((1, frames), -float("inf")), blank.cumsum(1)
+    last = None
+    for length, unit in enumerate(units, start=1):
+        candidate = log_probs.T[None, unit : unit + 1]  # [1, P = 1, T]
+        same = torch.tensor([[unit == last]])
+        _, r_n, r_b = ctc_prefix_extend(candidate, blank, r_nonblank, r_blank, same, length == 1, max(length - 1, 1))
+        r_nonblank, r_blank, last = r_n[:, 0], r_b[:, 0], unit
+        full = torch.logaddexp(r_nonblank[0, -1], r_blank[0, -1])
+        target, sizes = torch.tensor([units[:length]]), (torch.tensor([frames]), torch.tensor([length]))
+        oracle = -F.ctc_loss(log_probs[:, None], target, *sizes, reduction="sum")
+        torch.testing.assert_close(full, oracle, rtol=1e-5, atol=1e-5)
