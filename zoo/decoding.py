@@ -49,6 +49,7 @@ from typing import Protocol
 import torch
 
 from zoo.layers.valid_steps import valid_mask
+from zoo.options import check_range
 
 __all__ = [
     "IncrementalDecoder",
@@ -258,13 +259,21 @@ def beam_search(
         ctc_log_probs: [B, T, V] CTC log-probabilities.
         eos: id of <eos> (also <sos>); blank: id of the CTC blank.
         beam_size: K hypotheses kept per utterance (40 in RAVEn).
-        ctc_weight: lambda of eq. (1) (0.1 in RAVEn).
+        ctc_weight: lambda of eq. (1) (0.1 in RAVEn), in [0, 1].
         pre_beam: candidate units per hypothesis that get CTC scores (default int(1.5 K), at most V - 1).
-        lm: language model fused with weight `lm_weight` (beta of eq. (1)); unused when None or `lm_weight` is 0.
+        lm: language model fused with weight `lm_weight` (beta of eq. (1), >= 0); unused when None or
+            `lm_weight` is 0.
 
     Returns:
         the best hypothesis of each utterance as unit ids (without <sos>/<eos>).
+
+    Raises:
+        ValueError: `ctc_weight` outside [0, 1] or a negative `lm_weight` (every term of the score must be a
+            non-positive log-probability times a non-negative weight: the search drops hypotheses because their
+            scores never rise).
     """
+    check_range("ctc_weight", ctc_weight, low=0.0, high=1.0, owner="beam_search")
+    check_range("lm_weight", lm_weight, low=0.0, owner="beam_search")
     batch, frames, vocab = ctc_log_probs.shape
     device = ctc_log_probs.device
     beam = beam_size

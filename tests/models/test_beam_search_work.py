@@ -140,3 +140,14 @@ def test_prefix_forward_variables_give_the_ctc_probability_of_each_prefix() -> N
         target, sizes = torch.tensor([units[:length]]), (torch.tensor([frames]), torch.tensor([length]))
         oracle = -F.ctc_loss(log_probs[:, None], target, *sizes, reduction="sum")
         torch.testing.assert_close(full, oracle, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("ctc_weight", "lm_weight"), [(-0.1, 0.0), (1.5, 0.0), (0.1, -0.2)])
+def test_weights_that_would_let_scores_rise_are_refused(ctc_weight: float, lm_weight: float) -> None:
+    """Dropping hypotheses is exact only while every score term is <= 0: the weights are checked first."""
+    memory, valid, ctc_log_probs = batch_of_lengths([3], seed=0)
+    name = "ctc_weight" if lm_weight == 0.0 else "lm_weight"
+    with pytest.raises(ValueError, match=name):
+        beam_search(
+            peaked_decoder(0, 0.0), memory, valid, ctc_log_probs, EOS, ctc_weight=ctc_weight, lm_weight=lm_weight
+        )
