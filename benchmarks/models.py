@@ -101,7 +101,8 @@ def make_inputs(
     seed: int = 0,
     limits: dict[str, int] = QUICK_LIMITS,
 ) -> dict[str, Any]:
-    """Standard-normal inputs for the required inputs of `name` (optional ones are left out), keyed by argument.
+    """Inputs for the required inputs of `name` (optional ones are left out), keyed by argument: standard normal
+    floats, integers drawn uniformly from the spec's `TensorSpec.value_range`.
 
     Sizes as `input_sizes` (`limits`: the --quick caps).
     """
@@ -112,11 +113,16 @@ def make_inputs(
         if spec.optional:
             continue
         dtype = getattr(torch, spec.dtype)
-        if not dtype.is_floating_point:
-            raise ValueError(f"{name}: required integer input {key!r} has no generic values; benchmark it by hand")
+        if not dtype.is_floating_point and spec.value_range is None:
+            raise ValueError(f"{name}: required integer input {key!r} has no value_range; benchmark it by hand")
         sizes = input_sizes(spec, entry.small, batch, quick, limits)
         shape = tuple(axis if isinstance(axis, int) else sizes[axis] for axis in spec.shape)
-        inputs[key] = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
+        if dtype.is_floating_point:
+            values = torch.randn(shape, generator=generator)
+        else:
+            low, high = spec.value_range
+            values = torch.randint(low, high + 1, shape, generator=generator)
+        inputs[key] = values.to(device=device, dtype=dtype)
     return inputs
 
 

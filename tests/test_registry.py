@@ -151,6 +151,10 @@ def test_tensor_spec_axes_explain_exactly_the_named_axes() -> None:
         zoo.TensorSpec(shape=("B", 4), axes={"B": "batch"}, sizes={"H": 3})
     with pytest.raises(ValueError, match="not a torch dtype"):
         zoo.TensorSpec(shape=("B",), axes={"B": "batch"}, dtype="f32")
+    with pytest.raises(ValueError, match="value_range .* needs an integer dtype"):
+        zoo.TensorSpec(shape=("B",), axes={"B": "batch"}, value_range=(0, 1))
+    with pytest.raises(ValueError, match="low <= high"):
+        zoo.TensorSpec(shape=("B",), axes={"B": "batch"}, dtype="int64", value_range=(5, 4))
 
 
 def test_inputs_and_outputs_must_be_named_specs(tiny_registry: None) -> None:

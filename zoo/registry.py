@@ -49,6 +49,8 @@ class TensorSpec:
         description: what the values are (units, range).
         optional: the forward argument may be left out (inputs only).
         sizes: the paper's size of named axes, e.g. ``{"B": 32, "T": 90}`` (for benchmarks at the paper's scale).
+        value_range: inclusive bounds of an integer input's values, e.g. token ids ``(1, 1047)``, so that tools
+            can generate valid inputs (None: no generic values).
     """
 
     shape: tuple[str | int, ...]
@@ -57,6 +59,7 @@ class TensorSpec:
     description: str = ""
     optional: bool = False
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)
+    value_range: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         named = {axis for axis in self.shape if isinstance(axis, str)}
@@ -70,6 +73,13 @@ class TensorSpec:
             raise ValueError(f"TensorSpec `sizes` gives {sorted(set(self.sizes) - named)}, not in shape {self.shape}")
         if not isinstance(getattr(torch, self.dtype, None), torch.dtype):
             raise ValueError(f"TensorSpec dtype {self.dtype!r} is not a torch dtype name (e.g. 'float32', 'int64')")
+        if self.value_range is not None:
+            low, high = self.value_range
+            if getattr(torch, self.dtype).is_floating_point or low > high:
+                raise ValueError(
+                    f"TensorSpec value_range {self.value_range} needs an integer dtype and low <= high "
+                    f"(dtype {self.dtype!r})"
+                )
 
 
 @dataclasses.dataclass(frozen=True)

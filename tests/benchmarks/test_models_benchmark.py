@@ -27,6 +27,15 @@ def test_paper_sizes_and_quick_limits():
     assert bench.input_sizes(spec, SmallConfig(sizes={"H": 32, "W": 64}), None, quick=True)["H"] == 32
 
 
+def test_integer_inputs_are_drawn_from_their_value_range():
+    """raven-lm's only input is token ids: they come from the spec's value range, at the paper's sizes."""
+    spec = zoo.model_info("raven-lm").inputs["tokens"]
+    tokens = bench.make_inputs("raven-lm", None, quick=False, device=torch.device("cpu"))["tokens"]
+    assert tokens.dtype == torch.int64 and tokens.shape == (spec.sizes["B"], spec.sizes["L"])
+    assert int(tokens.min()) >= spec.value_range[0] and int(tokens.max()) <= spec.value_range[1]
+    assert len(tokens.unique()) > 100  # spread over the range, not one value
+
+
 def test_recording_off_makes_records_identities_and_restores_them():
     record = SpikeRecord()
     model = torch.nn.Sequential(record)

@@ -170,6 +170,7 @@ LM_INPUTS = {
         axes={"B": "batch", "L": "units"},
         dtype="int64",
         sizes={"B": 64, "L": 40},
+        value_range=(1, VOCAB_SIZE - 2),
         description="unit ids 1..1047 padded with -1 (<sos> is prepended inside)",
     )
 }
