@@ -240,6 +240,24 @@ def test_recognizer_outputs_and_gradients() -> None:
     assert all(parameter.grad is not None for parameter in model.parameters())
 
 
+def test_ctc_head_reads_the_encoder_output_through_dropout_in_training_only() -> None:
+    """As the original's ESPnet CTC module: dropout (the model's `dropout`) before the CTC projection in training."""
+    torch.manual_seed(4)
+    model = zoo.build("raven-asr-base", **{**TINY, "dropout": 0.5}, decoder_dim=16, decoder_heads=2, decoder_ffn=24)
+    audio = torch.randn(2, 4 * 640)
+    model.eval()
+    memory, _ = model.encode(audio)
+    torch.testing.assert_close(model(audio)["ctc_logits"], model.ctc_head(memory))
+    model.train()
+    model.encoder.eval()  # the encoder's own dropout off: only the CTC dropout acts
+    torch.manual_seed(5)
+    dropped = model(audio)["ctc_logits"]
+    torch.manual_seed(5)
+    mask = torch.nn.functional.dropout(torch.ones_like(memory), 0.5, training=True)
+    torch.testing.assert_close(dropped, model.ctc_head(memory * mask))
+    assert not torch.allclose(dropped, model.ctc_head(memory))
+
+
 def test_pretrained_encoder_option_loads_the_encoder_and_keeps_a_fresh_final_norm(tmp_path: Path) -> None:
     """As the original fine-tuning: every encoder weight from the file (any released layout) but after_norm."""
     torch.manual_seed(6)

@@ -461,14 +461,20 @@ class RAVEnRecognizer(nn.Module):
     """VSR/ASR model: `RAVEnEncoder` + CTC head + `RAVEnDecoder`.
 
     ``forward(x, lengths=None, tokens=None)`` returns a dict:
-        ``ctc_logits`` [B, T, V]; ``frame_lengths`` [B] int64 valid encoder frames; ``decoder_logits`` [B, L+1, V]
-        (only with `tokens` [B, L] int64 unit ids padded with -1: teacher forcing on <sos> + tokens; position l
-        predicts tokens[l], position L the <eos>).
+        ``ctc_logits`` [B, T, V] (in training mode after dropout `ctc_dropout` on the encoder output, as the
+        original's ESPnet CTC module, which drops out in evaluation mode too: that only adds noise to the
+        original's validation CTC loss and is not reproduced; decoding reads the encoder output without dropout);
+        ``frame_lengths`` [B] int64
+        valid encoder frames; ``decoder_logits`` [B, L+1, V] (only with `tokens` [B, L] int64 unit ids padded with
+        -1: teacher forcing on <sos> + tokens; position l predicts tokens[l], position L the <eos>).
     """
 
-    def __init__(self, encoder: RAVEnEncoder, decoder: RAVEnDecoder, vocab_size: int = VOCAB_SIZE) -> None:
+    def __init__(
+        self, encoder: RAVEnEncoder, decoder: RAVEnDecoder, vocab_size: int = VOCAB_SIZE, ctc_dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.ctc_dropout = nn.Dropout(ctc_dropout)
         self.ctc_head = nn.Linear(encoder.dim, vocab_size)
         self.decoder = decoder
         self.vocab_size = vocab_size
@@ -521,7 +527,7 @@ class RAVEnRecognizer(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, tokens: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         memory, valid = self.encode(x, lengths)
-        output = {"ctc_logits": self.ctc_head(memory), "frame_lengths": valid.sum(1)}
+        output = {"ctc_logits": self.ctc_head(self.ctc_dropout(memory)), "frame_lengths": valid.sum(1)}
         if tokens is not None:
             output["decoder_logits"] = self.decoder(teacher_forcing_input(tokens, self.eos_id), memory, valid)
         return output
@@ -689,7 +695,7 @@ def _register_recognizer(task: Literal["vsr", "asr"], size: str, lowres: bool) -
         head = RAVEnDecoder(
             vocab_size, dim, decoder_dim, decoder_heads, decoder_ffn, decoder_layers, dropout, attention_dropout
         )
-        model = RAVEnRecognizer(encoder, head, vocab_size)
+        model = RAVEnRecognizer(encoder, head, vocab_size, ctc_dropout=dropout)
         if pretrained_encoder is not None:
             state = torch.load(pretrained_encoder, map_location="cpu", weights_only=True)
             load_pretrained_encoder(model, state, source=pretrained_encoder)
