@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from espeak_speech import speech_16k
 
 import zoo
 from zoo.datasets.lrs3 import CSV_SUFFIX, Utterance, write_lrs3_csv
@@ -137,16 +138,17 @@ def test_without_probes_the_tokens_are_ignored_and_the_probe_metric_says_so() ->
 
 
 def write_audiovisual_lrs3(root: Path, transcripts: dict[str, tuple[int, ...]], frames: int = 6) -> None:
-    """LRS3-format pre-training data: per utterance a random 96x96 mouth video (ffv1 .avi) and a 16 kHz tone of
-    `frames` x 640 samples, listed with `transcripts`' unit ids in the train and val CSVs."""
+    """LRS3-format pre-training data: per utterance a random 96x96 mouth video (ffv1 .avi) of `frames` frames and
+    16 kHz speech (eSpeak NG saying a number word, cut or zero-padded to `frames` x 640 samples), listed with
+    `transcripts`' unit ids in the train and val CSVs (the probes see unit ids, not words)."""
     rng = np.random.default_rng(0)
     rows = []
     for index, (stem, units) in enumerate(transcripts.items()):
         video = rng.integers(0, 255, (frames, 96, 96, 1), dtype=np.uint8).repeat(3, -1)
         write_video(root / "LRS3_h96w96_avi" / f"{stem}.avi", video, codec="ffv1")
-        tone = np.sin(2 * np.pi * (300 + 200 * index) * np.arange(frames * 640) / 16000).astype(np.float32)
+        spoken = speech_16k(("one", "two", "three", "four")[index % 4]).numpy()[: frames * 640]
         (root / "LRS3_audio" / stem).parent.mkdir(parents=True, exist_ok=True)
-        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", 0.5 * tone, 16000)
+        soundfile.write(root / "LRS3_audio" / f"{stem}.wav", np.pad(spoken, (0, frames * 640 - len(spoken))), 16000)
         rows.append(Utterance("lrs3", f"{stem}.avi", frames, units))
     for listed in ("train", "val"):
         write_lrs3_csv(root / "data_paths" / f"{listed}{CSV_SUFFIX}", rows)
