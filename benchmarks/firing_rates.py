@@ -28,7 +28,6 @@ For every model (in eval mode, `record_detail` on, `zoo.analysis.synops.Synaptic
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import statistics
@@ -43,7 +42,7 @@ from torch import nn
 from tqdm import tqdm
 
 import zoo
-from benchmarks.measurement import environment
+from benchmarks.measurement import environment, result_stem
 from benchmarks.models import batch_of, make_inputs
 from zoo.analysis.activity import ActivityAccumulator, LayerActivity
 from zoo.analysis.energy import ENERGY_PRESETS, estimate_energy
@@ -568,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set applies to one model: select exactly one with --models")
 
     env = environment(device)
-    stem = f"firing_rates_{device.type}_{dt.datetime.now(dt.UTC).date().isoformat()}{'_quick' if args.quick else ''}"
+    stem = result_stem("firing_rates", device, args.quick)
     folder = args.out / stem
     folder.mkdir(parents=True, exist_ok=True)
     reports, failures = [], {}

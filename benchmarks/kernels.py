@@ -38,11 +38,8 @@ Forward timings run under `torch.no_grad()`; forward+backward runs one `torch.au
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import statistics
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +47,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from benchmarks.measurement import environment, measure_ms
+from benchmarks.measurement import environment, measure_ms, result_stem, write_report
 from zoo.kernels import lif_scan, signed_spike, sparch_scan, spike, spikgru_scan
 from zoo.kernels.backend import BACKEND_ENV, cpu_status, cupy_status
 
@@ -419,13 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     report["results"] = [asdict(r) for r in results]
     report["speedups"] = speedups(results)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"kernels_{device.type}_{dt.datetime.now(dt.UTC).date().isoformat()}{'_quick' if args.quick else ''}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    bar_chart(report, args.out / f"{stem}.png")
-    print(markdown(report))
-    print(f"wrote {args.out / stem}.{{json,md,png}}", file=sys.stderr)
+    write_report(report, args.out, result_stem("kernels", device, args.quick), markdown, bar_chart)
     return 0
 
 

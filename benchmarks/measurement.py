@@ -1,4 +1,5 @@
-"""Timing and environment capture shared by the benchmark scripts (`benchmarks.kernels`, `benchmarks.models`).
+"""Timing, environment capture and result files shared by the benchmark scripts (`benchmarks.kernels`,
+`benchmarks.models`, `benchmarks.raven`, `benchmarks.firing_rates`).
 
 Method (the workplace's METHOD.md): warm-up runs first, then many timed runs whose median is reported (CUDA events
 on the GPU, `time.perf_counter` on the CPU). Every report carries `environment(device)`: device and driver, CUDA,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import resource
@@ -19,12 +21,23 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from zoo.kernels.backend import cupy_status
 
-__all__ = ["command_line", "cpu_name", "environment", "measure_ms", "peak_rss_bytes", "percentile", "summary_ms"]
+__all__ = [
+    "command_line",
+    "cpu_name",
+    "environment",
+    "measure_ms",
+    "peak_rss_bytes",
+    "percentile",
+    "result_stem",
+    "summary_ms",
+    "write_report",
+]
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "spikingjelly", "numpy", "cupy-cuda13x", "cupy-cuda12x", "cupy")
 """Libraries whose versions every report lists (those installed)."""
@@ -166,3 +179,27 @@ def environment(device: torch.device) -> dict[str, object]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command_line(),
     }
+
+
+def result_stem(kind: str, device: torch.device, quick: bool) -> str:
+    """File-name stem of a benchmark's results: ``<kind>_<device type>_<UTC date>[_quick]``."""
+    date = dt.datetime.now(dt.UTC).date().isoformat()
+    return f"{kind}_{device.type}_{date}{'_quick' if quick else ''}"
+
+
+def write_report(
+    report: dict[str, Any],
+    out: Path,
+    stem: str,
+    markdown: Callable[[dict[str, Any]], str],
+    chart: Callable[[dict[str, Any], Path], None],
+) -> None:
+    """Write `report` as ``<out>/<stem>.json`` (strict JSON: a NaN or infinity is an error), ``.md`` (`markdown`)
+    and ``.png`` (`chart`), print the Markdown, and say on stderr where the files went."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(report)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    chart(report, out / f"{stem}.png")
+    print(text)
+    print(f"wrote {out / stem}.{{json,md,png}}", file=sys.stderr)

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import os
 import re
 import statistics
@@ -54,7 +52,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm import tqdm
 
 import zoo
-from benchmarks.measurement import environment, measure_ms, summary_ms
+from benchmarks.measurement import environment, measure_ms, result_stem, summary_ms, write_report
 from zoo.kernels.backend import BACKEND_ENV, Backend, resolve_backend
 from zoo.layers.spike_record import SpikeRecord
 from zoo.registry import SmallConfig, TensorSpec, get_entry
@@ -502,13 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     report["results"] = benchmark(args, device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"models_{device.type}_{dt.datetime.now(dt.UTC).date().isoformat()}{'_quick' if args.quick else ''}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    bar_chart(report, args.out / f"{stem}.png")
-    print(markdown(report))
-    print(f"wrote {args.out / stem}.{{json,md,png}}", file=sys.stderr)
+    write_report(report, args.out, result_stem("models", device, args.quick), markdown, bar_chart)
     failed = [r["model"] for r in report["results"] if "error" in r]
     return 1 if failed else 0
 

@@ -55,8 +55,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import statistics
 import sys
 from collections.abc import Callable, Iterator
@@ -69,7 +67,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 import zoo
-from benchmarks.measurement import environment, measure_ms, summary_ms
+from benchmarks.measurement import environment, measure_ms, result_stem, summary_ms, write_report
 from zoo.decoding import beam_search
 from zoo.layers.attention import relative_sinusoids
 from zoo.models.raven import BLANK_ID, RAVEnEncoder
@@ -585,13 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     report["results"] = encoder_rows(args, device, rate)
     if "decoding" in args.parts:
         report["results"] += decoding_rows(args, device, rate)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"raven_{device.type}_{dt.datetime.now(dt.UTC).date().isoformat()}{'_quick' if args.quick else ''}"
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(report))
-    bar_chart(report, args.out / f"{stem}.png")
-    print(markdown(report))
-    print(f"wrote {args.out / stem}.{{json,md,png}}", file=sys.stderr)
+    write_report(report, args.out, result_stem("raven", device, args.quick), markdown, bar_chart)
     return 0
 
 
