@@ -1244,12 +1244,19 @@ _DECODER_RENAMES = (
 )
 
 
-def _first_rename(key: str, renames: tuple[tuple[re.Pattern[str], str], ...]) -> str:
+def _rename_first(key: str, renames: tuple[tuple[re.Pattern[str], str], ...]) -> str | None:
+    """`key` renamed by the first pattern of `renames` that matches it, or None when none does."""
     for pattern, replacement in renames:
-        key, count = pattern.subn(replacement, key)
+        renamed, count = pattern.subn(replacement, key)
         if count:
-            return key
-    return key
+            return renamed
+    return None
+
+
+def _first_rename(key: str, renames: tuple[tuple[re.Pattern[str], str], ...]) -> str:
+    """`key` renamed by the first pattern of `renames` that matches it (unchanged when none does)."""
+    renamed = _rename_first(key, renames)
+    return key if renamed is None else renamed
 
 
 def _encoder_name(key: str) -> str:
@@ -1272,6 +1279,7 @@ def _encoder_key(key: str) -> str | None:
 
 
 def _store(converted: dict[str, torch.Tensor], key: str, value: torch.Tensor, source: str) -> None:
+    """``converted[key] = value``; a second checkpoint key (`source`) mapping to the same name is an error."""
     if key in converted:
         raise KeyError(f"raven converter: two checkpoint keys map to {key!r} (the second is {source!r})")
     converted[key] = value

@@ -43,6 +43,9 @@ from zoo.models.raven import (
     SMALL_TOKENS,
     VOCAB_SIZE,
     FeedForward,
+    _first_rename,
+    _rename_first,
+    _store,
     teacher_forcing_input,
 )
 from zoo.registry import SmallConfig, TensorSpec, build, register_model
@@ -253,14 +256,6 @@ _LM_RENAMES = (
 )
 
 
-def _renamed(key: str, renames: tuple[tuple[re.Pattern[str], str], ...]) -> tuple[str, bool]:
-    for pattern, replacement in renames:
-        renamed, count = pattern.subn(replacement, key)
-        if count:
-            return renamed, True
-    return key, False
-
-
 @register_converter("raven-lm")
 def convert_raven_lm(state_dict: Mapping[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The original TransformerLM's flat state dict -> `RAVEnLM` keys; a key of no known name is an error naming
@@ -268,13 +263,11 @@ def convert_raven_lm(state_dict: Mapping[str, torch.Tensor], config: dict[str, A
     converted: dict[str, torch.Tensor] = {}
     unknown = []
     for key, value in state_dict.items():
-        ours, known = _renamed(_renamed(key, _LM_LEGACY)[0], _LM_RENAMES)
-        if not known:
+        ours = _rename_first(_first_rename(key, _LM_LEGACY), _LM_RENAMES)
+        if ours is None:
             unknown.append(key)
-        elif ours in converted:
-            raise KeyError(f"raven-lm converter: two checkpoint keys map to {ours!r} (the second is {key!r})")
         else:
-            converted[ours] = value
+            _store(converted, ours, value, key)
     if unknown:
         raise KeyError(
             "raven-lm converter: expected the original TransformerLM's keys (embed.*, encoder.embed.*, "
