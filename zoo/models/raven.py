@@ -727,21 +727,22 @@ def span_mask(lengths: torch.Tensor, frames: int, probability: float = 0.2, span
 
     Per utterance of n valid frames: k = int(probability * n / span + u), u ~ U[0, 1), span starts drawn without
     replacement from 0 .. n - span - 1 (fewer when n is short), each masking `span` frames (spans may overlap).
-    The draws are made for the whole batch at once on the CPU with torch's default generator (one copy of the
-    lengths to the host, no per-utterance loop); the mask is built there and moved to the lengths' device.
+    The draws are made for the whole batch at once on the lengths' device with its default generator (no host
+    synchronisation, no per-utterance loop).
     """
-    valid = lengths.cpu()
-    batch, positions = len(valid), max(frames - span, 1)
-    choices = valid - span
-    counts = torch.minimum((probability * valid / span + torch.rand(batch)).long(), choices.clamp(min=0))
-    keys = torch.rand(batch, positions).masked_fill(torch.arange(positions) >= choices[:, None], 2.0)
-    chosen = torch.arange(positions) < counts[:, None]
-    starts = torch.zeros(batch, frames, dtype=torch.bool)
-    starts.scatter_(1, keys.argsort(dim=1), chosen)
+    device = lengths.device
+    batch, positions = lengths.shape[0], max(frames - span, 1)
+    choices = lengths - span
+    uniform = torch.rand(batch, device=device)
+    counts = torch.minimum((probability * lengths / span + uniform).long(), choices.clamp(min=0))
+    place = torch.arange(positions, device=device)
+    keys = torch.rand(batch, positions, device=device).masked_fill(place >= choices[:, None], 2.0)
+    starts = torch.zeros(batch, frames, dtype=torch.bool, device=device)
+    starts.scatter_(1, keys.argsort(dim=1), place < counts[:, None])
     mask = starts.clone()
     for offset in range(1, span):
         mask[:, offset:] |= starts[:, :-offset]
-    return mask.to(lengths.device)
+    return mask
 
 
 class Predictor(nn.Module):
