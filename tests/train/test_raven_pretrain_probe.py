@@ -170,10 +170,10 @@ def test_pretraining_recipe_trains_and_logs_the_probes_through_the_cli(tmp_path:
     with open(out / "metrics.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 2
-    for split in ("train", "val"):
-        for modality in ("video", "audio"):
-            rates = [float(row[f"{split}_{modality}_probe_unit_error_rate"]) for row in rows]
-            assert all(0.0 <= rate <= 5.0 for rate in rates), rates
+    for modality in ("video", "audio"):
+        rates = [float(row[f"val_{modality}_probe_unit_error_rate"]) for row in rows]
+        assert all(0.0 <= rate <= 5.0 for rate in rates), rates
+        assert f"train_{modality}_probe_unit_error_rate" not in rows[0]  # decoded on the host: validation only
     model = zoo.load(out)
     assert set(model.probes) == {"video", "audio"}
 

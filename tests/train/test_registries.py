@@ -16,6 +16,7 @@ from zoo.errors import ConfigError
 from zoo.names import NameTable
 from zoo.train import Recipe, register_loss, register_metric, register_recipe, register_step_hook
 from zoo.train.cli import main
+from zoo.train.loop import EpochTotals
 from zoo.train.metrics import accuracy, top_k_accuracy
 from zoo.train.registries import get_metric, list_metrics
 
@@ -139,3 +140,13 @@ def test_top_k_accuracy_counts_targets_among_the_k_best():
     assert int(hits) == int((ranks < 5).sum()) == 1 and int(count) == 3
     assert [int(value) for value in top_k_accuracy(1)(logits, target)] == [int(v) for v in accuracy(logits, target)]
     assert "top5" in list_metrics("top*")
+
+
+def test_metrics_registered_outside_training_are_left_out_of_training_passes():
+    """unit_error_rate decodes on the host: training passes skip it, evaluation passes compute it."""
+    assert get_metric("accuracy").during_training and not get_metric("unit_error_rate").during_training
+    metrics = ("accuracy", "unit_error_rate")
+    training = EpochTotals(metrics, torch.device("cpu"), training=True)
+    evaluation = EpochTotals(metrics, torch.device("cpu"))
+    assert training.names == ("loss", "accuracy") and len(training.metric_fns) == 1
+    assert evaluation.names == ("loss", "accuracy", "unit_error_rate") and len(evaluation.metric_fns) == 2

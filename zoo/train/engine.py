@@ -535,7 +535,7 @@ def _run_epoch(
     started = time.perf_counter()
     start_epoch(training.loader, training.sampler, epoch, seed, world)
     description = f"epoch {epoch + 1}/{recipe.epochs}"
-    totals, after_replay = EpochTotals(recipe.metrics, training.device), None
+    totals, after_replay = EpochTotals(recipe.metrics, training.device, training=True), None
     if training.within_epoch is not None:
         saved_totals = training.within_epoch["totals"]
         totals.load_state_dict(saved_totals[world.rank % len(saved_totals)])

@@ -1,9 +1,10 @@
 """One pass over a data loader: training steps or evaluation, with results kept on the device.
 
-Per batch nothing is copied to the host: the loss, every metric's (sum, count) and every layer's firing rate
-(`zoo.firing_rates`) are added to device tensors in `EpochTotals`, which are summed over DDP processes and read
-with one transfer at the end of the epoch. The only exception is the progress bar, whose running loss is read
-every `log_every` batches while it is shown. `EpochTotals` also times the epoch and the waits for data.
+Per training batch nothing is copied to the host: the loss, every metric's (sum, count) and every layer's firing
+rate (`zoo.firing_rates`) are added to device tensors in `EpochTotals`, which are summed over DDP processes and read
+with one transfer at the end of the epoch. The exceptions are the progress bar, whose running loss is read every
+`log_every` batches while it is shown, and metrics registered with ``during_training=False`` (decoding on the
+host), which only evaluation passes compute. `EpochTotals` also times the epoch and the waits for data.
 """
 
 from __future__ import annotations
@@ -75,9 +76,13 @@ class EpochTotals:
         stopped: the pass ended early on an `Interrupt`.
     """
 
-    def __init__(self, metrics: tuple[str, ...], device: torch.device) -> None:
-        self.names = ("loss", *metrics)
-        self.metric_fns = [get_metric(name).fn for name in metrics]
+    def __init__(self, metrics: tuple[str, ...], device: torch.device, training: bool = False) -> None:
+        """`metrics`: registered metric names; with `training`, those registered ``during_training=False`` are
+        left out."""
+        entries = [get_metric(name) for name in metrics]
+        entries = [entry for entry in entries if entry.during_training or not training]
+        self.names = ("loss", *(entry.name for entry in entries))
+        self.metric_fns = [entry.fn for entry in entries]
         self.sums = torch.zeros(len(self.names), 2, dtype=torch.float64, device=device)
         self.layers: tuple[str, ...] | None = None
         self.rate_sums: torch.Tensor | None = None
@@ -201,7 +206,7 @@ def train_epoch(
     loss_fn = context.loss_fn()
     hooks = [(get_step_hook(name), options) for name, options in recipe.after_step.items()]
     parameters = [parameter for parameter in bare.parameters() if parameter.requires_grad]
-    totals = totals if totals is not None else EpochTotals(recipe.metrics, context.device)
+    totals = totals if totals is not None else EpochTotals(recipe.metrics, context.device, training=True)
     interrupt = context.interrupt
     stopping = None if interrupt is None else (lambda: interrupt.received is not None)
     batches = Batches(loader, f"dataset {recipe.dataset!r}, split 'train'", totals.steps, after_replay, stopping)

@@ -58,11 +58,12 @@ StepHook = Callable[..., None]
 
 @dataclasses.dataclass(frozen=True)
 class MetricEntry:
-    """A registered metric and its direction for best-checkpoint selection."""
+    """A registered metric, its direction for best-checkpoint selection, and whether training passes compute it."""
 
     name: str
     fn: MetricFn
     higher_is_better: bool
+    during_training: bool = True
 
 
 _LOSSES: NameTable[LossFn] = NameTable("loss")
@@ -81,15 +82,20 @@ def register_loss(name: str) -> Callable[[LossFn], LossFn]:
     return decorator
 
 
-def register_metric(name: str, *, higher_is_better: bool = True) -> Callable[[MetricFn], MetricFn]:
+def register_metric(
+    name: str, *, higher_is_better: bool = True, during_training: bool = True
+) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering ``fn(output, target) -> (sum, count)`` under `name`.
 
     `higher_is_better` is the direction used when the metric selects the best checkpoint (accuracy: True;
-    an error such as a mean distance: False).
+    an error such as a mean distance: False). ``during_training=False`` leaves the metric out of training passes
+    (it is computed in validation and evaluation only): for metrics that need the host, such as decoding and edit
+    distances, which would otherwise stall every training step.
     """
 
     def decorator(fn: MetricFn) -> MetricFn:
-        _METRICS.add(name, MetricEntry(name, fn, higher_is_better), getattr(fn, "__module__", "?"))
+        entry = MetricEntry(name, fn, higher_is_better, during_training)
+        _METRICS.add(name, entry, getattr(fn, "__module__", "?"))
         return fn
 
     return decorator

@@ -132,10 +132,11 @@ def _edit_distance(hypothesis: Sequence[int], reference: Sequence[int]) -> int:
     return word_errors(" ".join(map(str, hypothesis)), " ".join(map(str, reference)))
 
 
-@register_metric("unit_error_rate", higher_is_better=False)
+@register_metric("unit_error_rate", higher_is_better=False, during_training=False)
 def unit_error_rate(output: Mapping[str, torch.Tensor], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(edit distance, reference units) of the greedy CTC transcription against the reference units [B, L]
-    (padded with -1); the rate is their ratio."""
+    (padded with -1); the rate is their ratio. Decoded and compared on the host, so computed in validation and
+    evaluation passes only (``during_training=False``)."""
     hypotheses = ctc_greedy(output["ctc_logits"], output["frame_lengths"])
     references = [[unit for unit in row if unit >= 0] for row in target.tolist()]
     errors = sum(_edit_distance(hyp, ref) for hyp, ref in zip(hypotheses, references, strict=True))
@@ -472,7 +473,9 @@ def _probe_unit_error_rate(modality: str) -> Callable[[Mapping[str, torch.Tensor
 
 
 for _modality in PROBED_MODALITIES:
-    register_metric(f"{_modality}_probe_unit_error_rate", higher_is_better=False)(_probe_unit_error_rate(_modality))
+    register_metric(f"{_modality}_probe_unit_error_rate", higher_is_better=False, during_training=False)(
+        _probe_unit_error_rate(_modality)
+    )
 
 
 RAVEN_PRETRAIN = register_recipe(
