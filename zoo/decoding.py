@@ -56,6 +56,7 @@ __all__ = [
     "IncrementalLanguageModel",
     "UnitList",
     "beam_search",
+    "check_search_weights",
     "ctc_greedy",
     "ctc_prefix_extend",
     "word_error_rate",
@@ -237,6 +238,14 @@ def ctc_prefix_extend(
     return torch.logsumexp(terms, dim=-1), r_n, r_b
 
 
+def check_search_weights(ctc_weight: float, lm_weight: float, owner: str = "beam_search") -> None:
+    """Raise ValueError (naming `owner`) unless 0 <= `ctc_weight` <= 1 and `lm_weight` >= 0: every term of the beam
+    score must be a non-positive log-probability times a non-negative weight, because the search drops hypotheses
+    on the grounds that their scores never rise."""
+    check_range("ctc_weight", ctc_weight, low=0.0, high=1.0, owner=owner)
+    check_range("lm_weight", lm_weight, low=0.0, owner=owner)
+
+
 @torch.no_grad()
 def beam_search(
     decoder: IncrementalDecoder,
@@ -268,12 +277,9 @@ def beam_search(
         the best hypothesis of each utterance as unit ids (without <sos>/<eos>).
 
     Raises:
-        ValueError: `ctc_weight` outside [0, 1] or a negative `lm_weight` (every term of the score must be a
-            non-positive log-probability times a non-negative weight: the search drops hypotheses because their
-            scores never rise).
+        ValueError: weights outside `check_search_weights`'s ranges.
     """
-    check_range("ctc_weight", ctc_weight, low=0.0, high=1.0, owner="beam_search")
-    check_range("lm_weight", lm_weight, low=0.0, owner="beam_search")
+    check_search_weights(ctc_weight, lm_weight)
     batch, frames, vocab = ctc_log_probs.shape
     device = ctc_log_probs.device
     beam = beam_size

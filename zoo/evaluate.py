@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 import zoo
 from zoo.convert import from_reference
-from zoo.decoding import UnitList, word_error_rate
+from zoo.decoding import UnitList, check_search_weights, word_error_rate
 from zoo.errors import ConfigError, one_line
 from zoo.models.raven_lm import load_language_model
 from zoo.options import check_range
@@ -215,8 +215,7 @@ def _prepare_decoding(model: nn.Module, decoding: Decoding, device: Any) -> tupl
         )
     try:
         check_range("beam_size", decoding.beam_size, low=0, owner="decoding")
-        check_range("ctc_weight", decoding.ctc_weight, low=0.0, high=1.0, owner="decoding")
-        check_range("lm_weight", decoding.lm_weight, low=0.0, owner="decoding")
+        check_search_weights(decoding.ctc_weight, decoding.lm_weight, owner="decoding")
     except ValueError as error:
         raise ConfigError(str(error)) from None
     if decoding.lm_weight and decoding.lm is None:
