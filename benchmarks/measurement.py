@@ -8,6 +8,7 @@ library versions, jellyzoo commit, date and the exact command line, so a number 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.metadata
 import json
@@ -34,6 +35,7 @@ __all__ = [
     "measure_ms",
     "peak_rss_bytes",
     "percentile",
+    "precision_autocast",
     "result_stem",
     "summary_ms",
     "write_report",
@@ -203,3 +205,8 @@ def write_report(
     chart(report, out / f"{stem}.png")
     print(text)
     print(f"wrote {out / stem}.{{json,md,png}}", file=sys.stderr)
+
+
+def precision_autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on `device` for ``"bf16"``; nothing for ``"fp32"`` (the benchmarks' ``--precision``)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -52,7 +52,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from tqdm import tqdm
 
 import zoo
-from benchmarks.measurement import environment, measure_ms, result_stem, summary_ms, write_report
+from benchmarks.measurement import (
+    environment,
+    measure_ms,
+    precision_autocast,
+    result_stem,
+    summary_ms,
+    write_report,
+)
 from zoo.kernels.backend import BACKEND_ENV, Backend, resolve_backend
 from zoo.layers.spike_record import SpikeRecord
 from zoo.registry import SmallConfig, TensorSpec, get_entry
@@ -212,12 +219,6 @@ def _proc_status(field: str) -> int:
     return int(match.group(1)) * 1024
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def measure_model(
     model: nn.Module, inputs: dict[str, Any], device: torch.device, precision: str, warmup: int, repeats: int
 ) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def measure_model(
     model.eval()
 
     def infer(_: int) -> None:
-        with torch.no_grad(), _autocast(device, precision):
+        with torch.no_grad(), precision_autocast(device, precision):
             model(**inputs)
 
     memory.start()
@@ -244,7 +245,7 @@ def measure_model(
 
     def train(_: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(device, precision):
+        with precision_autocast(device, precision):
             loss = first_tensor(model(**inputs)).float().square().mean()
         loss.backward()
         optimizer.step()

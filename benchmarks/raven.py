@@ -67,7 +67,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 import zoo
-from benchmarks.measurement import environment, measure_ms, result_stem, summary_ms, write_report
+from benchmarks.measurement import (
+    environment,
+    measure_ms,
+    precision_autocast,
+    result_stem,
+    summary_ms,
+    write_report,
+)
 from zoo.decoding import beam_search
 from zoo.layers.attention import relative_sinusoids
 from zoo.models.raven import BLANK_ID, RAVEnEncoder
@@ -96,11 +103,6 @@ SHORTEST_FRACTION = 0.8
 def padded_lengths(batch: int, frames: int, shortest: int) -> torch.Tensor:
     """Lengths [batch] evenly spaced from `frames` down to `shortest` (rounded): a length-bucketed batch."""
     return torch.linspace(frames, shortest, batch).round().long()
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast for ``bf16``, nothing for ``fp32``."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def gemm_rate(device: torch.device, precision: str, warmup: int, repeats: int) -> dict[str, float]:
@@ -161,7 +163,7 @@ class EncoderPart:
 
         def infer(_: int) -> None:
             module.eval()
-            with torch.no_grad(), autocast(self.device, self.precision):
+            with torch.no_grad(), precision_autocast(self.device, self.precision):
                 module(*self.inputs)
 
         def train(_: int) -> None:
@@ -170,7 +172,7 @@ class EncoderPart:
             for tensor in self.inputs:
                 if isinstance(tensor, torch.Tensor) and tensor.requires_grad:
                     tensor.grad = None
-            with autocast(self.device, self.precision):
+            with precision_autocast(self.device, self.precision):
                 output = module(*self.inputs)
             output.float().square().mean().backward()
 
@@ -355,20 +357,20 @@ def decoding_rows(args: argparse.Namespace, device: torch.device, rate: float) -
     torch.manual_seed(0)
     recognizer = zoo.build(RECOGNIZER).to(device).eval()
     lengths = padded_lengths(utterances, longest, shortest).to(device)
-    with torch.no_grad(), autocast(device, args.precision):
+    with torch.no_grad(), precision_autocast(device, args.precision):
         memory, valid = recognizer.encode(torch.randn(utterances, longest, 88, 88, device=device), lengths)
         log_probs = torch.log_softmax(recognizer.ctc_head(memory).float(), dim=-1)
     settings = dict(eos=recognizer.eos_id, blank=BLANK_ID, beam_size=args.beam, ctc_weight=args.ctc_weight)
 
     def batched(decoder: Any) -> list[list[int]]:
-        with autocast(device, args.precision):
+        with precision_autocast(device, args.precision):
             return beam_search(decoder, memory, valid, log_probs, **settings)
 
     frame_counts = lengths.tolist()
 
     def loop(decoder: Any) -> list[list[int]]:
         hypotheses = []
-        with autocast(device, args.precision):
+        with precision_autocast(device, args.precision):
             for index, length in enumerate(frame_counts):
                 one = slice(index, index + 1)
                 hypotheses += beam_search(
