@@ -123,6 +123,11 @@ class _FbankDataset(Dataset):
         self.lengths = lengths
         self.check_files = check_files
         labels = list(labels)
+        missing = [str(path) for path in files if not path.is_file()]
+        if missing and not skip_unreadable:
+            raise FileNotFoundError(
+                f"{type(self).__name__}: {len(missing)} audio files listed but not found, e.g. {missing[0]}"
+            )
         if check_files == "open":
             problems, keep = [], []
             for index, path in enumerate(files):
@@ -215,12 +220,8 @@ class HeidelbergDigits(_FbankDataset):
             np.asarray(labels), split, validation=validation, val_fraction=val_fraction, val_seed=val_seed
         )
         names, labels = [names[i] for i in keep], [labels[i] for i in keep]
-        files = [root / "audio" / name for name in names]
-        missing = [str(path) for path in files if not path.is_file()]
-        if missing and not skip_unreadable:
-            raise FileNotFoundError(f"{len(missing)} HD audio files listed but not found, e.g. {missing[0]}")
         self._setup(
-            files,
+            [root / "audio" / name for name in names],
             labels,
             num_mel_bins=num_mel_bins,
             resample=resample,
@@ -320,9 +321,6 @@ class SpeechCommands(_FbankDataset):
                 )
             names = [name for name in names if name.split("/", 1)[0] in self.word_labels]
         files = [root / name for name in names]
-        absent = [str(path) for path in files if not path.is_file()]
-        if absent and not skip_unreadable:
-            raise FileNotFoundError(f"{len(absent)} Speech Commands files listed but not found, e.g. {absent[0]}")
         labels = [self.word_labels[name.split("/", 1)[0]] for name in names]
         self.NUM_CLASSES = len(self.words)
         self._setup(
