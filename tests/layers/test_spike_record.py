@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.layers.spike_record import SpikeRecord, record_detail, spike_details
+from zoo.layers.spike_record import SpikeRecord, averaged_over_calls, record_detail, spike_details
 
 # [T=3, B=2, 2 neurons] signed spikes; sample 1 is padding at t = 2 in the masked tests.
 SPIKES = torch.tensor(
@@ -78,6 +78,27 @@ def test_spike_penalty_weightings_and_errors() -> None:
         zoo.spike_penalty(model, "fanin")
     with pytest.raises(RuntimeError, match="no spiking layer with a penalty term"):
         zoo.spike_penalty(nn.Sequential(SpikeRecord(), nn.Linear(2, 2)))
+
+
+@pytest.mark.parametrize("chunks", [(1, 1, 1, 1), (1, 3)])
+def test_calls_averaged_over_a_single_step_loop_equal_one_call_on_the_sequence(chunks: tuple[int, ...]) -> None:
+    """A loop over time chunks inside `averaged_over_calls` records what one call on all steps records: the same
+    rate and penalty, gradient included; steps of unequal size are weighted by their elements."""
+    torch.manual_seed(1)
+    x = torch.randint(-1, 2, (4, 3, 5)).float().requires_grad_()
+    whole = SpikeRecord(penalty_terms=1, spikes=True)
+    whole(x)
+    (expected_gradient,) = torch.autograd.grad(whole.penalty, x)
+    looped = SpikeRecord(penalty_terms=1, spikes=True)
+    with averaged_over_calls(looped):
+        for part in x.split(list(chunks)):
+            looped(part)
+    torch.testing.assert_close(looped.rate, whole.rate, rtol=0, atol=1e-7)
+    torch.testing.assert_close(looped.penalty, whole.penalty, rtol=0, atol=1e-7)
+    (gradient,) = torch.autograd.grad(looped.penalty, x)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=0, atol=1e-9)
+    looped(x[:1])  # outside the block: one call, its own rate
+    torch.testing.assert_close(looped.rate, x[:1].abs().mean())
 
 
 def test_detail_is_off_by_default_and_recorded_inside_the_block() -> None:

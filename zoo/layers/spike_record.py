@@ -19,6 +19,8 @@ mean (first the per-neuron mean over the valid (t, b), then the mean over neuron
 The functions:
 
 - ``firing_rates(model, detach=True)`` -> ``{module name: rate}`` of every record that has run;
+- ``averaged_over_calls(model)``: a block in which records may run once per time step (a single-step loop); on
+  exit each keeps the rate and penalty of the whole sequence;
 - ``spike_penalty(model, weighting)`` -> 0.5 * sum over the records with ``penalty_terms > 0`` of
   weight_l * penalty_l. ``"uniform"``: weight_l = penalty_terms_l (SpikGRU's ``loss_act``; StereoSpike's eq. 5,
   sum of mean(s^2) / 2); ``"synapses"``: weight_l = penalty_terms_l * synapses_l normalised to mean 1 over the
@@ -54,6 +56,7 @@ __all__ = [
     "PenaltyWeighting",
     "SpikeDetail",
     "SpikeRecord",
+    "averaged_over_calls",
     "firing_rates",
     "record_detail",
     "spike_details",
@@ -142,6 +145,7 @@ class SpikeRecord(nn.Module):
         self.rate: torch.Tensor | None = None
         self.penalty: torch.Tensor | None = None
         self.last_detail: SpikeDetail | None = None
+        self._calls: list[tuple[torch.Tensor, torch.Tensor | None, int]] | None = None  # see averaged_over_calls
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """x: [T, B, *neurons]; valid: optional [T, B] bool mask of the real steps. Returns x unchanged."""
@@ -157,6 +161,8 @@ class SpikeRecord(nn.Module):
                 self.penalty = x.square().mean()
             else:
                 self.penalty = valid_mean(x.square(), valid).mean()
+        if self._calls is not None:
+            self._calls.append((self.rate, self.penalty, x.numel()))
         if self.detail:
             with torch.no_grad():
                 self.last_detail = self._detail(x.detach(), activity.detach(), valid)
@@ -267,6 +273,30 @@ def record_detail(model: nn.Module, raster_neurons: int = DEFAULT_RASTER_NEURONS
     finally:
         for record, (detail, raster) in zip(records, previous, strict=True):
             record.detail, record.raster_neurons = detail, raster
+
+
+@contextlib.contextmanager
+def averaged_over_calls(model: nn.Module) -> Iterator[nn.Module]:
+    """Let every `SpikeRecord` of `model` run several times within one forward, e.g. a loop over single time steps.
+
+    On exit each record's ``rate`` and ``penalty`` become the means over its calls inside the block, weighted by
+    their element counts: what one call on the whole sequence records (for calls without a ``valid`` mask).
+    Details (`record_detail`) describe the last call.
+    """
+    records = [record for _, record in _records(model)]
+    for record in records:
+        record._calls = []
+    try:
+        yield model
+    finally:
+        for record in records:
+            calls, record._calls = record._calls, None
+            if calls:
+                weights = calls[0][0].new_tensor([count for _, _, count in calls])
+                record.rate = (torch.stack([rate for rate, _, _ in calls]) * weights).sum() / weights.sum()
+                if record.penalty is not None:
+                    penalties = torch.stack([penalty for _, penalty, _ in calls])
+                    record.penalty = (penalties * weights).sum() / weights.sum()
 
 
 def spike_details(model: nn.Module) -> dict[str, SpikeDetail]:

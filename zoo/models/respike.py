@@ -43,7 +43,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from zoo.convert import register_converter
-from zoo.layers.spike_record import SpikeRecord
+from zoo.layers.spike_record import SpikeRecord, averaged_over_calls
 from zoo.registry import SmallConfig, TensorSpec, register_model
 from zoo.weights import load_weights
 
@@ -301,19 +301,14 @@ class SpikingResidualBranch(nn.Module):
     def _single_steps(self, residuals: torch.Tensor, contexts: list[torch.Tensor]) -> torch.Tensor:
         """The reference's loop: one step at a time through the whole branch, fusion blocks checkpointed.
 
-        Each `SpikeRecord` sees one step per call; afterwards its rate and penalty are set to the mean over the
-        steps (all steps have the same size), so they equal what the multi-step execution records. Details recorded
-        with ``record_detail`` describe the last step only in this mode.
+        Each `SpikeRecord` sees one step per call; `averaged_over_calls` makes its rate and penalty those of the
+        whole sequence, as the multi-step execution records them. Details recorded with ``record_detail`` describe
+        the last step only in this mode.
         """
-        records = [module for module in self.modules() if isinstance(module, SpikeRecord)]
-        outputs, measured = [], []
-        for t in range(len(residuals)):
-            outputs.append(self._steps(residuals[t : t + 1], contexts, checkpoint_block=True))
-            measured.append([(record.rate, record.penalty) for record in records])
-        for index, record in enumerate(records):
-            record.rate = torch.stack([step[index][0] for step in measured]).mean()
-            if record.penalty is not None:
-                record.penalty = torch.stack([step[index][1] for step in measured]).mean()
+        with averaged_over_calls(self):
+            outputs = [
+                self._steps(residuals[t : t + 1], contexts, checkpoint_block=True) for t in range(len(residuals))
+            ]
         return torch.cat(outputs)
 
     def _steps(self, residuals: torch.Tensor, contexts: list[torch.Tensor], checkpoint_block: bool) -> torch.Tensor:
